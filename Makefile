@@ -1,0 +1,40 @@
+# Operator interface: `make demo` and `make test` set everything up on a fresh machine.
+# Needs only Python 3.11 and Java 17; everything else comes from PyPI and Maven Central.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+JVM_PACKAGES := .cache/jvm-packages.ok
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test airflow constraints clean
+
+setup: $(INSTALLED) $(JVM_PACKAGES)
+
+$(INSTALLED): requirements.txt constraints.txt
+	@command -v java >/dev/null || { echo "Java 17 is needed (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	@touch $@
+
+# Delta's JVM package (and its dependencies) are fetched once into .cache/ivy by a first Spark start.
+$(JVM_PACKAGES): $(INSTALLED) conf/base.yaml
+	$(PY) -m jobs setup
+	@mkdir -p $(dir $@) && touch $@
+
+demo: setup
+	$(PY) -m jobs demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Re-freeze the full dependency set after changing requirements.txt.
+constraints:
+	$(PY) -m pip install --quiet -r requirements.txt
+	{ echo "# Full resolved set for requirements.txt (Python 3.11). Installed with -c so a fresh"; \
+	  echo "# machine gets exactly the versions tested here. Regenerate: make constraints."; \
+	  $(PY) -m pip freeze | grep -v '^-e'; } > constraints.txt
+
+clean:
+	rm -rf warehouse demo airflow_home .pytest_cache

@@ -1,0 +1,202 @@
+"""The one configuration entry point: `conf/base.yaml` plus an environment overlay, validated on load.
+
+Nothing else in the project reads environment variables or configuration files. The environment is
+chosen by `LAKEHOUSE_ENV` (`local` by default); `LAKEHOUSE_WAREHOUSE` overrides `warehouse`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
+ENVIRONMENTS = ("local", "ci", "cluster")
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is wrong; the message names the key and the files."""
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    master: str
+    app_name: str
+    driver_memory: str
+    shuffle_partitions: int
+    packages: tuple[str, ...]
+    jars_excludes: tuple[str, ...]
+    ivy_dir: str
+    extra_conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LandingSettings:
+    file_patterns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    data_docs_dir: str
+    max_failed_examples: int
+
+
+@dataclass(frozen=True)
+class MartSettings:
+    enabled: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    warehouse: str
+    spark: SparkSettings
+    landing: LandingSettings
+    validation: ValidationSettings
+    marts: MartSettings
+    simulator: dict[str, Any] = field(default_factory=dict)
+
+    def table_path(self, layer: str, name: str) -> str:
+        """Where a Delta table lives: `<warehouse>/<layer>/<name>`."""
+        return f"{self.warehouse.rstrip('/')}/{layer}/{name}"
+
+    @property
+    def data_docs_dir(self) -> str:
+        """Great Expectations Data Docs: relative to the warehouse unless absolute."""
+        configured = self.validation.data_docs_dir
+        if "://" in configured or Path(configured).is_absolute():
+            return configured
+        return f"{self.warehouse.rstrip('/')}/{configured}"
+
+
+def load_settings(
+    env: str | None = None,
+    *,
+    warehouse: str | None = None,
+    conf_dir: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read base + overlay, apply explicit overrides, validate, and resolve relative paths.
+
+    Precedence, lowest first: base file, overlay file, environment variables, explicit arguments.
+    """
+    environ = os.environ if environ is None else environ
+    env = env or environ.get("LAKEHOUSE_ENV", "local")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"unknown environment {env!r}: choose one of {', '.join(ENVIRONMENTS)}")
+    conf_dir = conf_dir or DEFAULT_CONF_DIR
+    files = [conf_dir / "base.yaml", conf_dir / f"{env}.yaml"]
+    merged: dict[str, Any] = {}
+    for path in files:
+        merged = _deep_merge(merged, _read_yaml(path))
+    if environ.get("LAKEHOUSE_WAREHOUSE"):
+        merged["warehouse"] = environ["LAKEHOUSE_WAREHOUSE"]
+    if warehouse:
+        merged["warehouse"] = warehouse
+    if overrides:
+        merged = _deep_merge(merged, dict(overrides))
+    merged["env"] = env
+    origin = " + ".join(str(p.relative_to(conf_dir.parent)) if p.is_relative_to(conf_dir.parent) else str(p) for p in files)
+    settings = _build(Settings, merged, "", origin)
+    return _resolve_paths(settings)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"configuration file {path} is missing")
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level, not {type(content).__name__}")
+    return content
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(cls: type, raw: Any, prefix: str, origin: str) -> Any:
+    """Build a settings dataclass from a mapping, refusing unknown, missing and mistyped keys."""
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping, got {raw!r} (in {origin})")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {prefix}{unknown[0]} (in {origin}); known keys here: {', '.join(sorted(fields))}"
+        )
+    values = {}
+    for name, spec in fields.items():
+        key = f"{prefix}{name}"
+        if name not in raw:
+            if spec.default is not dataclasses.MISSING or spec.default_factory is not dataclasses.MISSING:
+                continue
+            raise ConfigError(f"missing key {key} (in {origin})")
+        values[name] = _coerce(hints[name], raw[name], key, origin)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str, origin: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{key}.", origin)
+    container = typing.get_origin(hint)
+    if container is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {value!r} (in {origin})")
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        return tuple(_coerce(item_hint, item, f"{key}[{i}]", origin) for i, item in enumerate(value))
+    if container is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r} (in {origin})")
+        key_hint, value_hint = typing.get_args(hint)
+        if value_hint is Any:
+            return dict(value)
+        return {str(k): _coerce(value_hint, v, f"{key}.{k}", origin) for k, v in value.items()}
+    if isinstance(hint, types.UnionType):
+        raise TypeError(f"settings field {key} uses a union type, which the loader does not support")
+    expected = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[hint]
+    # bool is a subclass of int in Python: `shuffle_partitions: true` must not pass as 1.
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{key} must be {expected}, got {value!r} (in {origin})")
+    if hint is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{key} must be {expected}, got {value!r} (in {origin})")
+    if hint in (str, bool) and not isinstance(value, hint):
+        raise ConfigError(f"{key} must be {expected}, got {value!r} (in {origin})")
+    if hint is int and key.endswith(("partitions", "examples")) and value < 1:
+        raise ConfigError(f"{key} must be at least 1, got {value} (in {origin})")
+    return float(value) if hint is float else value
+
+
+def _resolve_paths(settings: Settings) -> Settings:
+    """Relative local paths are relative to the project root, so commands work from any folder."""
+
+    def resolve(path: str) -> str:
+        if "://" in path or Path(path).is_absolute():
+            return path
+        return str((PROJECT_ROOT / path).resolve())
+
+    return dataclasses.replace(
+        settings,
+        warehouse=resolve(settings.warehouse),
+        spark=dataclasses.replace(settings.spark, ivy_dir=resolve(settings.spark.ivy_dir)),
+    )
