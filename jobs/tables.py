@@ -1,0 +1,103 @@
+"""The project's own Delta tables (bronze, quarantine, ledger, publication log) and the few I/O helpers
+every job uses. Writes go through SQL (`MERGE INTO delta.`path``) so they also work over Spark Connect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    layer: str
+    name: str
+    ddl: str  # column list, Spark DDL
+    # Delta properties: writer/reader features stay within what delta-rs and BI connectors read.
+    properties: tuple[tuple[str, str], ...] = ()
+
+    def path(self, warehouse: str) -> str:
+        return f"{warehouse.rstrip('/')}/{self.layer}/{self.name}"
+
+
+BRONZE_EVENTS = TableSpec(
+    "bronze",
+    "events",
+    "event_id STRING NOT NULL, tenant_id STRING NOT NULL, stream_id STRING NOT NULL, stream_type STRING NOT NULL, "
+    "stream_version BIGINT NOT NULL, global_position BIGINT NOT NULL, event_type STRING NOT NULL, "
+    "schema_version INT NOT NULL, occurred_at TIMESTAMP NOT NULL, recorded_at TIMESTAMP NOT NULL, "
+    "data STRING NOT NULL, metadata STRING NOT NULL, content_sha256 STRING NOT NULL, "
+    "source_file STRING NOT NULL, source_line BIGINT NOT NULL, landing_run_id STRING NOT NULL, "
+    "landed_at TIMESTAMP NOT NULL",
+    (("delta.appendOnly", "false"),),
+)
+
+QUARANTINE = TableSpec(
+    "bronze",
+    "quarantine",
+    "source_file STRING NOT NULL, line_number BIGINT NOT NULL, reason STRING NOT NULL, raw_text STRING, "
+    "event_id STRING, landing_run_id STRING NOT NULL, quarantined_at TIMESTAMP NOT NULL",
+)
+
+LANDING_LEDGER = TableSpec(
+    "meta",
+    "landing_ledger",
+    "landing_run_id STRING NOT NULL, source_file STRING NOT NULL, lines_read BIGINT NOT NULL, "
+    "landed BIGINT NOT NULL, duplicates BIGINT NOT NULL, quarantined BIGINT NOT NULL, "
+    "conflicting_duplicates BIGINT NOT NULL, unknown_event_types BIGINT NOT NULL, file_error STRING, "
+    "landed_at TIMESTAMP NOT NULL",
+)
+
+PUBLICATIONS = TableSpec(
+    "meta",
+    "publications",
+    "mart STRING NOT NULL, contract_version STRING NOT NULL, table_path STRING NOT NULL, "
+    "table_version BIGINT NOT NULL, run_id STRING NOT NULL, event_watermark TIMESTAMP, "
+    "row_count BIGINT NOT NULL, validation_result STRING NOT NULL, action STRING NOT NULL, "
+    "published_at TIMESTAMP NOT NULL",
+)
+
+
+def quoted_path(path: str) -> str:
+    return "delta.`" + path.replace("`", "``") + "`"
+
+
+def ensure_table(spark: SparkSession, spec: TableSpec, warehouse: str) -> str:
+    """Create the table if it does not exist yet; return its path."""
+    path = spec.path(warehouse)
+    properties = ""
+    if spec.properties:
+        properties = " TBLPROPERTIES (" + ", ".join(f"'{k}' = '{v}'" for k, v in spec.properties) + ")"
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {quoted_path(path)} ({spec.ddl}) USING DELTA{properties}")
+    return path
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def read_table(spark: SparkSession, spec: TableSpec, warehouse: str) -> DataFrame:
+    return spark.read.format("delta").load(ensure_table(spark, spec, warehouse))
+
+
+def insert_new(spark: SparkSession, rows: DataFrame, path: str, keys: tuple[str, ...]) -> None:
+    """Insert the rows whose key is not in the table yet, in one commit (idempotent on rerun)."""
+    view = f"_insert_new_{abs(hash((path, keys)))}"
+    rows.createOrReplaceTempView(view)
+    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    spark.sql(f"MERGE INTO {quoted_path(path)} t USING {view} s ON {condition} WHEN NOT MATCHED THEN INSERT *")
+    spark.catalog.dropTempView(view)
+
+
+def latest_version(spark: SparkSession, path: str) -> int:
+    return spark.sql(f"DESCRIBE HISTORY {quoted_path(path)} LIMIT 1").collect()[0]["version"]
+
+
+def overwrite(spark: SparkSession, frame: DataFrame, path: str) -> int:
+    """Replace the table's content in one commit; return the rows written (from the commit's metrics)."""
+    frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+    history = spark.sql(f"DESCRIBE HISTORY {quoted_path(path)} LIMIT 1").collect()[0]
+    return int(history["operationMetrics"].get("numOutputRows", 0))

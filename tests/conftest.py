@@ -1,0 +1,39 @@
+"""One Spark session for the whole test run (UI off, few shuffle partitions, Delta enabled)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LAKEHOUSE_ENV", "ci")
+
+
+@pytest.fixture(scope="session")
+def spark_warehouse(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("warehouse")
+
+
+@pytest.fixture(scope="session")
+def settings(spark_warehouse):
+    from jobs.config import load_settings
+
+    return load_settings("ci", warehouse=str(spark_warehouse))
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    from jobs.spark import get_spark
+
+    session = get_spark(settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> str:
+    """A fresh warehouse folder for one test (tables are addressed by path)."""
+    path = tmp_path / "warehouse"
+    path.mkdir()
+    return str(path)
