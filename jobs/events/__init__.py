@@ -1,0 +1,1 @@
+"""The external event contract: catalog of event types, versions and envelope."""

@@ -1,0 +1,1 @@
+"""Upcasting: one-step payload migrations (`steps`) applied on read by one generic loop (`chain`)."""
