@@ -108,15 +108,27 @@ class Visitor:
 
 
 class Customer:
-    __slots__ = ("customer_id", "email", "stream", "visitor", "email_consent", "sms_consent")
+    # The visitor's traits are copied rather than referenced: a customer <-> visitor reference cycle
+    # would keep forgotten pairs alive until the cyclic garbage collector runs.
+    __slots__ = ("customer_id", "email", "stream", "anonymous_id", "device", "uses_app", "email_consent",
+                 "sms_consent", "is_erased")
 
     def __init__(self, customer_id: str, email: str, visitor: Visitor) -> None:
         self.customer_id = customer_id
         self.email = email
         self.stream = Stream("customer", customer_id)
-        self.visitor = visitor
+        self.anonymous_id = visitor.anonymous_id
+        self.device = visitor.device
+        self.uses_app = visitor.uses_app
         self.email_consent = False
         self.sms_consent = False
+        self.is_erased = False
+
+    def as_visitor(self) -> Visitor:
+        """The visitor behind this customer, e.g. when a click in an email brings them to the shop."""
+        visitor = Visitor(self.anonymous_id, self.device, self.uses_app)
+        visitor.customer = self
+        return visitor
 
 
 class PaidCampaign:
@@ -469,7 +481,7 @@ class TenantWorld:
         behaviour = self._behaviour
         session = Stream("session", self._new_id())
         producer = self._app if visitor.uses_app else self._web
-        customer = visitor.customer
+        customer = visitor.customer if visitor.customer is not None and not visitor.customer.is_erased else None
         customer_id = customer.customer_id if customer else None
         at_us = start_us
         self._emit(
@@ -669,7 +681,7 @@ class TenantWorld:
         )
         # Forgotten: no campaign, session or order will name this customer again.
         self._customers.remove(customer)
-        customer.visitor.customer = None
+        customer.is_erased = True
 
     # --- orders ---------------------------------------------------------------------------------
 
@@ -821,7 +833,7 @@ class TenantWorld:
                    f"?utm_source=newsletter&utm_medium=email&utm_campaign={campaign_id}")
             self._emit(campaign, "EmailClicked", 1, {"campaign_id": campaign_id, "customer_id": customer.customer_id, "url": url},
                        at_us, self._email_service, flow)
-            self._run_session(at_us + rng.randint(2, 20) * SECOND_US, customer.visitor, channel, f"/c/{category}", flow)
+            self._run_session(at_us + rng.randint(2, 20) * SECOND_US, customer.as_visitor(), channel, f"/c/{category}", flow)
         cost_cents = max(1, math.ceil(len(recipients) * EMAIL_COST_PER_RECIPIENT_CENTS))
         self._email_cost_today[campaign_id] = (campaign, cost_cents)
 

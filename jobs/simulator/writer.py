@@ -87,15 +87,18 @@ class Tally:
 class _HourFile:
     """One output file, streamed to disk in chunks under a temporary name."""
 
-    def __init__(self, out_dir: Path, hour_index: int, part: int, compress: bool) -> None:
+    def __init__(self, out_dir: str, hour_index: int, part: int, compress: bool) -> None:
         hour = _EPOCH + timedelta(hours=hour_index)
         name = f"events-{hour:%Y%m%dT%H}-{part:03d}.ndjson" + (".gz" if compress else "")
         self.relative_path = f"{hour:%Y-%m-%d}/{hour:%H}/{name}"
-        self.path = out_dir / self.relative_path
-        if self.path.exists():
+        # Plain strings, not pathlib: pathlib interns every path part, and unique file names would
+        # grow the interpreter's intern table with the length of the history.
+        directory = os.path.join(out_dir, f"{hour:%Y-%m-%d}", f"{hour:%H}")
+        self.path = os.path.join(directory, name)
+        if os.path.exists(self.path):
             raise FileExistsError(f"{self.path} exists: files of the export never change once written")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._partial_path = self.path.with_name(f".{name}.partial")
+        os.makedirs(directory, exist_ok=True)
+        self._partial_path = os.path.join(directory, f".{name}.partial")
         self._raw: IO[bytes] = open(self._partial_path, "wb")
         # mtime=0 and no file name in the header: the same lines always give the same bytes.
         self._out: IO[bytes] = (
@@ -136,7 +139,7 @@ class EventLogWriter:
         max_lines_per_file: int,
         formatter: InstantFormatter,
     ) -> None:
-        self._out_dir = out_dir
+        self._out_dir = str(out_dir)
         self._compress = compress
         self._rng = random.Random(f"simulator:{seed}:store")
         self._encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
