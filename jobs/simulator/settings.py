@@ -389,9 +389,15 @@ def check_switch_order(switches: tuple[SchemaSwitch, ...], run_start: date, only
             if newer.start_date(run_start) < older.start_date(run_start):
                 raise SettingsError(
                     f"schema_switch_dates.{event_type}.{newer.schema_version}",
-                    f"starts {newer.start_date(run_start)}, before version {older.schema_version} "
-                    f"({older.start_date(run_start)})",
+                    f"starts {_when(newer, run_start, only_comparable)}, before version {older.schema_version} "
+                    f"({_when(older, run_start, only_comparable)})",
                 )
+
+
+def _when(switch: SchemaSwitch, run_start: date, as_given: bool) -> str:
+    if as_given and isinstance(switch.starts, int):
+        return f"on day {switch.starts}"
+    return switch.start_date(run_start).isoformat()
 
 
 # --- the settings -------------------------------------------------------------------------------
