@@ -106,7 +106,16 @@ def load_settings(
     merged["env"] = env
     origin = " + ".join(str(p.relative_to(conf_dir.parent)) if p.is_relative_to(conf_dir.parent) else str(p) for p in files)
     settings = _build(Settings, merged, "", origin)
+    _check_marts(settings, origin)
     return _resolve_paths(settings)
+
+
+def _check_marts(settings: Settings, origin: str) -> None:
+    from jobs.marts import MART_NAMES  # plain names; importing it starts no Spark
+
+    unknown = [name for name in settings.marts.enabled if name not in MART_NAMES]
+    if unknown:
+        raise ConfigError(f"marts.enabled names unknown mart(s) {unknown} (in {origin}); marts: {', '.join(MART_NAMES)}")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
