@@ -73,12 +73,6 @@ def ensure_table(spark: SparkSession, spec: TableSpec, warehouse: str) -> str:
     return path
 
 
-def table_exists(spark: SparkSession, path: str) -> bool:
-    from delta.tables import DeltaTable
-
-    return DeltaTable.isDeltaTable(spark, path)
-
-
 def read_table(spark: SparkSession, spec: TableSpec, warehouse: str) -> DataFrame:
     return spark.read.format("delta").load(ensure_table(spark, spec, warehouse))
 
