@@ -18,12 +18,9 @@ _EPOCH = datetime(1970, 1, 1)
 _EPOCH_DATE = date(1970, 1, 1)
 
 
-def day_start_us(day: date) -> int:
+def midnight_us(day: date) -> int:
+    """The instant a UTC day starts."""
     return (day - _EPOCH_DATE).days * DAY_US
-
-
-def utc_date_of(instant_us: int) -> date:
-    return _EPOCH_DATE + timedelta(days=instant_us // DAY_US)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
-from jobs.simulator.clock import DAY_US, HOUR_US, InstantFormatter, day_start_us
+from jobs.simulator.clock import DAY_US, HOUR_US, InstantFormatter, midnight_us
 from jobs.simulator.events import PendingLog
 from jobs.simulator.settings import SimulatorSettings, check_switch_order
 from jobs.simulator.world import TenantWorld
@@ -109,10 +109,10 @@ def simulate(
         max_lines_per_file=settings.max_events_per_file,
         formatter=formatter,
     )
-    first_day_us = day_start_us(start_date)
+    first_day_us = midnight_us(start_date)
     for day_index in range(days):
-        day_start = first_day_us + day_index * DAY_US
-        _simulate_day(worlds, log, writer, day_index, day_start)
+        day_start_us = first_day_us + day_index * DAY_US
+        _simulate_day(worlds, log, writer, day_index, day_start_us)
         if progress is not None:
             day = start_date + timedelta(days=day_index)
             progress(
@@ -123,14 +123,14 @@ def simulate(
     return _summary(out_dir, start_date, days, tenants, seed, worlds, writer.tally, events_after_end=len(log))
 
 
-def _simulate_day(worlds: list[TenantWorld], log: PendingLog, writer: EventLogWriter, day_index: int, day_start: int) -> None:
+def _simulate_day(worlds: list[TenantWorld], log: PendingLog, writer: EventLogWriter, day_index: int, day_start_us: int) -> None:
     for world in worlds:
-        world.plan_day(day_index, day_start)
+        world.plan_day(day_index, day_start_us)
     for hour_of_day in range(24):
         for world in worlds:
             world.run_hour(hour_of_day)
         # Nothing emitted from here on can be recorded before this hour ends, so it can be written.
-        for recorded_us, event in log.pop_before(day_start + (hour_of_day + 1) * HOUR_US):
+        for recorded_us, event in log.pop_before(day_start_us + (hour_of_day + 1) * HOUR_US):
             writer.record(recorded_us, event)
 
 

@@ -12,13 +12,14 @@ import bisect
 import hashlib
 import math
 import random
+from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import accumulate
 from typing import Any, Sequence
 
 from jobs.simulator import payloads
 from jobs.simulator.catalog import EVENT_TYPES, FUTURE_VERSION_EXTRAS, UNKNOWN_EVENT_TYPES
-from jobs.simulator.clock import DAY_US, HOUR_US, MINUTE_US, SECOND_US, InstantFormatter, TimeStyle, day_start_us
+from jobs.simulator.clock import DAY_US, HOUR_US, MINUTE_US, SECOND_US, InstantFormatter, TimeStyle, midnight_us
 from jobs.simulator.events import EventKind, Flow, PendingEvent, PendingLog, Producer, Stream
 from jobs.simulator.payloads import Channel, LineItem, Product
 from jobs.simulator.settings import FX_PER_EUR, ExperimentSettings, SimulatorSettings
@@ -150,6 +151,41 @@ class CartLine:
         self.removed = 0
 
 
+@dataclass(frozen=True)
+class Producers:
+    """The services that emit a tenant's events, each with its own way of writing time."""
+
+    web: Producer
+    app: Producer
+    cart_service: Producer
+    order_service: Producer
+    payment_service: Producer
+    fulfilment: Producer
+    customer_service: Producer
+    email_service: Producer
+    ads_importer: Producer
+    call_center: Producer
+    marketplace: Producer
+
+    @classmethod
+    def of_tenant(cls, local_offset_minutes: int) -> "Producers":
+        return cls(
+            web=Producer("web-frontend", TimeStyle(0, 3, "Z")),
+            app=Producer("mobile-app", TimeStyle(local_offset_minutes, 3)),
+            cart_service=Producer("cart-service", TimeStyle(0, 3, "Z")),
+            order_service=Producer("order-service", TimeStyle(0, 6, "+00:00")),
+            payment_service=Producer("payment-service", TimeStyle(0, 3, "Z")),
+            # The warehouse system is older: local time, whole seconds, no producer name in metadata.
+            fulfilment=Producer(None, TimeStyle(local_offset_minutes, 0)),
+            customer_service=Producer("customer-service", TimeStyle(0, 0, "+00:00")),
+            email_service=Producer("email-service", TimeStyle(0, 3, "Z")),
+            # Ad platforms report in the ad account's time zone.
+            ads_importer=Producer("ads-importer", TimeStyle(-8 * 60, 0)),
+            call_center=Producer("call-center", TimeStyle(local_offset_minutes, 0)),
+            marketplace=Producer("marketplace-connector", TimeStyle(0, 6, "Z")),
+        )
+
+
 def tenant_id_of(index: int) -> str:
     name = TENANT_PROFILES[index % len(TENANT_PROFILES)][0]
     round_ = index // len(TENANT_PROFILES)
@@ -202,7 +238,7 @@ class TenantWorld:
         countries = COUNTRIES_BY_CURRENCY.get(self.currency, OTHER_COUNTRIES)
         self._countries = tuple(code for code, _ in countries)
         self._country_cum = tuple(accumulate(weight for _, weight in countries))
-        self._make_producers(local_offset_minutes=60 if index % 2 == 0 else 120)
+        self._producers = Producers.of_tenant(local_offset_minutes=60 if index % 2 == 0 else 120)
         self._hour_cum = tuple(accumulate(HOUR_WEIGHTS))
         self._visitors: list[Visitor] = []
         self._customers: list[Customer] = []
@@ -225,7 +261,7 @@ class TenantWorld:
         """event type -> ((start instant, version), ...), newest version first."""
         table: dict[str, list[tuple[int, int]]] = {}
         for switch in settings.schema_switch_dates:
-            starts_us = day_start_us(switch.start_date(start_date))
+            starts_us = midnight_us(switch.start_date(start_date))
             table.setdefault(switch.event_type, []).append((starts_us, switch.schema_version))
         return {event_type: tuple(sorted(entries, key=lambda e: -e[1])) for event_type, entries in table.items()}
 
@@ -268,21 +304,6 @@ class TenantWorld:
             weights.append(share)
         returning = [w * RETURNING_DIRECT_BOOST if c.source == "direct" else w for c, w in zip(channels, weights)]
         return tuple(channels), tuple(accumulate(weights)), tuple(accumulate(returning))
-
-    def _make_producers(self, local_offset_minutes: int) -> None:
-        self._web = Producer("web-frontend", TimeStyle(0, 3, "Z"))
-        self._app = Producer("mobile-app", TimeStyle(local_offset_minutes, 3))
-        self._cart_service = Producer("cart-service", TimeStyle(0, 3, "Z"))
-        self._order_service = Producer("order-service", TimeStyle(0, 6, "+00:00"))
-        self._payment_service = Producer("payment-service", TimeStyle(0, 3, "Z"))
-        # The warehouse system is older: local time, whole seconds, no producer name in metadata.
-        self._fulfilment = Producer(None, TimeStyle(local_offset_minutes, 0))
-        self._customer_service = Producer("customer-service", TimeStyle(0, 0, "+00:00"))
-        self._email_service = Producer("email-service", TimeStyle(0, 3, "Z"))
-        # Ad platforms report in the ad account's time zone.
-        self._ads_importer = Producer("ads-importer", TimeStyle(-8 * 60, 0))
-        self._call_center = Producer("call-center", TimeStyle(local_offset_minutes, 0))
-        self._marketplace = Producer("marketplace-connector", TimeStyle(0, 6, "Z"))
 
     # --- emitting -------------------------------------------------------------------------------
 
@@ -385,30 +406,30 @@ class TenantWorld:
         data = {"customer_id": customer.customer_id, "email": customer.email}
         flow = Flow(self._new_id())
         self._push(
-            customer.stream, "CustomerEmailChanged", 1, data, at_us, at_us + 5_000, self._customer_service, flow,
+            customer.stream, "CustomerEmailChanged", 1, data, at_us, at_us + 5_000, self._producers.customer_service, flow,
             EventKind.LEAKED_EMAIL, False,
         )
 
     # --- the day plan ---------------------------------------------------------------------------
 
-    def plan_day(self, day_index: int, day_start: int) -> None:
+    def plan_day(self, day_index: int, day_start_us: int) -> None:
         """Decides the day's traffic and emits what is not driven by web sessions."""
         self._day_index = day_index
         if day_index > 0:
-            self._emit_spend_of_previous_day(day_start)
-        session_count = self._session_count(day_start)
-        self._plan_session_starts(session_count, day_start)
+            self._emit_spend_of_previous_day(day_start_us)
+        session_count = self._session_count()
+        self._plan_session_starts(session_count, day_start_us)
         self._active_experiments = tuple(
             experiment for experiment in self._settings.experiments
             if experiment.start_day <= day_index and (experiment.end_day is None or day_index < experiment.end_day)
         )
-        self._plan_customer_changes(day_start)
+        self._plan_customer_changes(day_start_us)
         interval = self._behaviour.email_campaign_interval_days
         if day_index % interval == 1 % interval:
-            self._send_email_campaign(day_start)
-        self._plan_offline_orders(session_count, day_start)
+            self._send_email_campaign(day_start_us)
+        self._plan_offline_orders(session_count, day_start_us)
 
-    def _session_count(self, day_start: int) -> int:
+    def _session_count(self) -> int:
         weekday = (self._start_date + timedelta(days=self._day_index)).weekday()
         target_events = self._settings.events_per_tenant_per_day * WEEKDAY_FACTORS[weekday] * self._rng.uniform(0.9, 1.1)
         if self._web_sessions >= SESSIONS_BEFORE_OWN_RATIO:
@@ -417,13 +438,13 @@ class TenantWorld:
             events_per_session = INITIAL_EVENTS_PER_SESSION
         return max(1, round(target_events / events_per_session))
 
-    def _plan_session_starts(self, session_count: int, day_start: int) -> None:
+    def _plan_session_starts(self, session_count: int, day_start_us: int) -> None:
         rng = self._rng
         by_hour: list[list[int]] = [[] for _ in range(24)]
         total = self._hour_cum[-1]
         for _ in range(session_count):
             hour = bisect.bisect_right(self._hour_cum, rng.random() * total)
-            by_hour[min(hour, 23)].append(day_start + min(hour, 23) * HOUR_US + rng.randrange(HOUR_US))
+            by_hour[min(hour, 23)].append(day_start_us + min(hour, 23) * HOUR_US + rng.randrange(HOUR_US))
         for starts in by_hour:
             starts.sort()
         self._session_starts_by_hour = by_hour
@@ -480,7 +501,7 @@ class TenantWorld:
         rng = self._rng
         behaviour = self._behaviour
         session = Stream("session", self._new_id())
-        producer = self._app if visitor.uses_app else self._web
+        producer = self._producers.app if visitor.uses_app else self._producers.web
         customer = visitor.customer if visitor.customer is not None and not visitor.customer.is_erased else None
         customer_id = customer.customer_id if customer else None
         at_us = start_us
@@ -555,7 +576,7 @@ class TenantWorld:
             customer = self._register(visitor, channel, at_us, flow)
         at_us += rng.randint(60, 600) * SECOND_US
         order_source = "mobile_app" if visitor.uses_app else "web"
-        self._place_order(at_us, customer, session.entity_id, cart.entity_id, items, order_source, self._order_service, flow)
+        self._place_order(at_us, customer, session.entity_id, cart.entity_id, items, order_source, self._producers.order_service, flow)
 
     def _assignment(self, experiment: ExperimentSettings, anonymous_id: str) -> tuple[str, str | None] | None:
         """The feature flag's decision for a visitor: None when not in the experiment, else the variant
@@ -590,7 +611,7 @@ class TenantWorld:
         line.added += quantity
         version = self._version("CartItemAdded", at_us)
         data = payloads.cart_item_added(version, cart.entity_id, session.entity_id, customer_id, product, quantity, self.currency)
-        self._emit(cart, "CartItemAdded", version, data, at_us, self._cart_service, flow)
+        self._emit(cart, "CartItemAdded", version, data, at_us, self._producers.cart_service, flow)
 
     def _remove_from_cart(self, cart: Stream, lines: dict[str, CartLine], at_us: int, flow: Flow) -> None:
         rng = self._rng
@@ -609,7 +630,7 @@ class TenantWorld:
         self._emit(
             cart, "CartItemRemoved", 1,
             {"cart_id": cart.entity_id, "product_id": line.product.product_id, "quantity": quantity},
-            at_us, self._cart_service, flow,
+            at_us, self._producers.cart_service, flow,
         )
 
     # --- customers ------------------------------------------------------------------------------
@@ -620,7 +641,7 @@ class TenantWorld:
         country = self._countries[bisect.bisect_right(self._country_cum, rng.random() * self._country_cum[-1])]
         version = self._version("CustomerRegistered", at_us)
         data = payloads.customer_registered(version, customer.customer_id, customer.email, country, channel)
-        self._emit(customer.stream, "CustomerRegistered", version, data, at_us, self._customer_service, flow)
+        self._emit(customer.stream, "CustomerRegistered", version, data, at_us, self._producers.customer_service, flow)
         for channel_name, share in (("email", 0.55), ("sms", 0.2)):
             if rng.random() < share:
                 at_us += rng.randint(1, 5) * SECOND_US
@@ -641,10 +662,10 @@ class TenantWorld:
         self._emit(
             customer.stream, "MarketingConsentChanged", 1,
             {"customer_id": customer.customer_id, "channel": channel_name, "granted": granted},
-            at_us, self._customer_service, flow,
+            at_us, self._producers.customer_service, flow,
         )
 
-    def _plan_customer_changes(self, day_start: int) -> None:
+    def _plan_customer_changes(self, day_start_us: int) -> None:
         rng = self._rng
         behaviour = self._behaviour
         for rate, change in (
@@ -655,14 +676,14 @@ class TenantWorld:
             for _ in range(stochastic_round(len(self._customers) * rate, rng)):
                 if self._customers:
                     customer = self._customers[rng.randrange(len(self._customers))]
-                    change(customer, day_start + rng.randrange(DAY_US))
+                    change(customer, day_start_us + rng.randrange(DAY_US))
 
     def _change_email(self, customer: Customer, at_us: int) -> None:
         customer.email = self._new_email()
         self._emit(
             customer.stream, "CustomerEmailChanged", 1,
             {"customer_id": customer.customer_id, "email": customer.email},
-            at_us, self._customer_service, Flow(self._new_id()),
+            at_us, self._producers.customer_service, Flow(self._new_id()),
         )
 
     def _change_consent(self, customer: Customer, at_us: int) -> None:
@@ -672,12 +693,12 @@ class TenantWorld:
 
     def _request_erasure(self, customer: Customer, at_us: int) -> None:
         rng = self._rng
-        day_start = at_us - at_us % DAY_US
+        day_start_us = at_us - at_us % DAY_US
         if rng.random() < self._anomalies.erased_email_broken_line_rate:
-            self._emit_leaked_email(customer, max(day_start, at_us - rng.randint(1, 120) * MINUTE_US))
+            self._emit_leaked_email(customer, max(day_start_us, at_us - rng.randint(1, 120) * MINUTE_US))
         self._emit(
             customer.stream, "CustomerErasureRequested", 1, {"customer_id": customer.customer_id},
-            at_us, self._customer_service, Flow(self._new_id()),
+            at_us, self._producers.customer_service, Flow(self._new_id()),
         )
         # Forgotten: no campaign, session or order will name this customer again.
         self._customers.remove(customer)
@@ -713,7 +734,7 @@ class TenantWorld:
             self._emit(
                 order, "PromotionApplied", 1,
                 {"order_id": order.entity_id, "promo_code": promo_code, "discount_cents": discount_cents},
-                at_us, self._order_service, flow,
+                at_us, self._producers.order_service, flow,
             )
         self._order_lifecycle(order, at_us, gross_cents - discount_cents, items, version, currency, flow)
 
@@ -735,14 +756,14 @@ class TenantWorld:
         if rng.random() < behaviour.cancel_before_confirmation_rate:
             at_us += rng.randint(5, 60) * MINUTE_US
             self._emit(order, "OrderCancelled", 1, {"order_id": order_id, "reason": rng.choice(UNCONFIRMED_CANCEL_REASONS)},
-                       at_us, self._order_service, flow)
+                       at_us, self._producers.order_service, flow)
             return
         at_us += rng.randint(30, 600) * SECOND_US
-        self._emit(order, "OrderConfirmed", 1, {"order_id": order_id}, at_us, self._order_service, flow)
+        self._emit(order, "OrderConfirmed", 1, {"order_id": order_id}, at_us, self._producers.order_service, flow)
         if rng.random() < behaviour.cancel_after_confirmation_rate:
             at_us += rng.randint(1, 24) * HOUR_US
             self._emit(order, "OrderCancelled", 1, {"order_id": order_id, "reason": rng.choice(CONFIRMED_CANCEL_REASONS)},
-                       at_us, self._order_service, flow)
+                       at_us, self._producers.order_service, flow)
             return
         method = rng.choices(PAYMENT_METHODS, PAYMENT_WEIGHTS)[0]
         # Cards and PayPal are captured when the parcel leaves; a transfer has to arrive first.
@@ -755,17 +776,17 @@ class TenantWorld:
             self._emit_payment(order_id, net_cents, method, at_us, order, flow)
             at_us += rng.randint(1, 30) * MINUTE_US
         carriers = CARRIERS_BY_CURRENCY.get(currency, CARRIERS_BY_CURRENCY["EUR"])
-        self._emit(order, "OrderShipped", 1, {"order_id": order_id, "carrier": rng.choice(carriers)}, at_us, self._fulfilment, flow)
+        self._emit(order, "OrderShipped", 1, {"order_id": order_id, "carrier": rng.choice(carriers)}, at_us, self._producers.fulfilment, flow)
         if rng.random() < 0.02:
             return  # lost in transit: never delivered
         at_us += rng.randint(20, 96) * HOUR_US
-        self._emit(order, "OrderDelivered", 1, {"order_id": order_id}, at_us, self._fulfilment, flow)
+        self._emit(order, "OrderDelivered", 1, {"order_id": order_id}, at_us, self._producers.fulfilment, flow)
         if rng.random() < behaviour.refund_rate:
             self._refund(order, net_cents, items, version, at_us, flow)
 
     def _emit_payment(self, order_id: str, amount_cents: int, method: str, at_us: int, order: Stream, flow: Flow) -> None:
         self._emit(order, "PaymentCaptured", 1, {"order_id": order_id, "amount_cents": amount_cents, "method": method},
-                   at_us, self._payment_service, flow)
+                   at_us, self._producers.payment_service, flow)
 
     def _refund(self, order: Stream, net_cents: int, items: Sequence[LineItem], version: int, delivered_us: int, flow: Flow) -> None:
         rng = self._rng
@@ -780,10 +801,10 @@ class TenantWorld:
             amounts = [max(1, min(payloads.unit_price_cents(returned.product, version), net_cents - 1))]
         for amount_cents in amounts:
             self._emit(order, "OrderRefunded", 1, {"order_id": order.entity_id, "amount_cents": amount_cents},
-                       at_us, self._payment_service, flow)
+                       at_us, self._producers.payment_service, flow)
             at_us += rng.randint(1, 5) * DAY_US
 
-    def _plan_offline_orders(self, session_count: int, day_start: int) -> None:
+    def _plan_offline_orders(self, session_count: int, day_start_us: int) -> None:
         """Orders taken by phone or through a marketplace: no session and no cart."""
         rng = self._rng
         expected = session_count * self._behaviour.order_rate * self._behaviour.offline_order_share
@@ -791,17 +812,17 @@ class TenantWorld:
             if not self._customers:
                 return
             customer = self._customers[rng.randrange(len(self._customers))]
-            at_us = day_start + 8 * HOUR_US + rng.randrange(12 * HOUR_US)
+            at_us = day_start_us + 8 * HOUR_US + rng.randrange(12 * HOUR_US)
             items = [LineItem(self._pick_product(), rng.randint(1, 2)) for _ in range(rng.randint(1, 2))]
             by_phone = rng.random() < 0.7
             self._place_order(
                 at_us, customer, None, None, merge_items(items), "phone" if by_phone else "marketplace",
-                self._call_center if by_phone else self._marketplace, Flow(self._new_id()),
+                self._producers.call_center if by_phone else self._producers.marketplace, Flow(self._new_id()),
             )
 
     # --- campaigns ------------------------------------------------------------------------------
 
-    def _send_email_campaign(self, day_start: int) -> None:
+    def _send_email_campaign(self, day_start_us: int) -> None:
         rng = self._rng
         behaviour = self._behaviour
         recipients = [customer for customer in self._customers if customer.email_consent]
@@ -811,17 +832,17 @@ class TenantWorld:
         campaign_id = f"newsletter-{send_date}-{rng.getrandbits(16):04x}"
         campaign = Stream("campaign", campaign_id)
         channel = Channel("newsletter", "email", campaign_id, None, EMAIL_CONVERSION_FACTOR)
-        send_us = day_start + 7 * HOUR_US + rng.randrange(2 * HOUR_US)
+        send_us = day_start_us + 7 * HOUR_US + rng.randrange(2 * HOUR_US)
         for position, customer in enumerate(recipients):
             at_us = send_us + position * 20_000  # the mailer sends about 50 a second
             flow = Flow(self._new_id())
             self._emit(campaign, "EmailCampaignSent", 1, {"campaign_id": campaign_id, "customer_id": customer.customer_id},
-                       at_us, self._email_service, flow)
+                       at_us, self._producers.email_service, flow)
             if rng.random() >= behaviour.email_open_rate:
                 continue
             at_us += min(int(rng.expovariate(1 / (3 * HOUR_US))), 72 * HOUR_US) + SECOND_US
             self._emit(campaign, "EmailOpened", 1, {"campaign_id": campaign_id, "customer_id": customer.customer_id},
-                       at_us, self._email_service, flow)
+                       at_us, self._producers.email_service, flow)
             if rng.random() < 0.02:
                 self._emit_consent(customer, "email", False, at_us + rng.randint(1, 10) * MINUTE_US, flow)
                 continue
@@ -832,26 +853,26 @@ class TenantWorld:
             url = (f"https://{self._domain}/c/{category}"
                    f"?utm_source=newsletter&utm_medium=email&utm_campaign={campaign_id}")
             self._emit(campaign, "EmailClicked", 1, {"campaign_id": campaign_id, "customer_id": customer.customer_id, "url": url},
-                       at_us, self._email_service, flow)
+                       at_us, self._producers.email_service, flow)
             self._run_session(at_us + rng.randint(2, 20) * SECOND_US, customer.as_visitor(), channel, f"/c/{category}", flow)
         cost_cents = max(1, math.ceil(len(recipients) * EMAIL_COST_PER_RECIPIENT_CENTS))
         self._email_cost_today[campaign_id] = (campaign, cost_cents)
 
-    def _emit_spend_of_previous_day(self, day_start: int) -> None:
+    def _emit_spend_of_previous_day(self, day_start_us: int) -> None:
         """Ad platforms and the mailer report yesterday's cost in the early morning."""
         rng = self._rng
         spend_date = (self._start_date + timedelta(days=self._day_index - 1)).isoformat()
         flow = Flow(self._new_id())
-        at_us = day_start + 2 * HOUR_US + rng.randrange(3 * HOUR_US)
+        at_us = day_start_us + 2 * HOUR_US + rng.randrange(3 * HOUR_US)
         for campaign_id, paid in self._paid_campaigns.items():
             sessions = self._paid_sessions_today.get(campaign_id, 0)
             # Impressions cost something even on a day without clicks.
             cost_cents = round(sessions * paid.cost_per_session_cents * rng.uniform(0.8, 1.25)) + rng.randint(50, 500)
             at_us += rng.randint(1, 60) * SECOND_US
-            self._emit_spend(paid.stream, campaign_id, paid.spend_channel, spend_date, cost_cents, at_us, self._ads_importer, flow)
+            self._emit_spend(paid.stream, campaign_id, paid.spend_channel, spend_date, cost_cents, at_us, self._producers.ads_importer, flow)
         for campaign_id, (stream, cost_cents) in self._email_cost_today.items():
             at_us += rng.randint(1, 60) * SECOND_US
-            self._emit_spend(stream, campaign_id, "email", spend_date, cost_cents, at_us, self._email_service, flow)
+            self._emit_spend(stream, campaign_id, "email", spend_date, cost_cents, at_us, self._producers.email_service, flow)
         self._paid_sessions_today = {}
         self._email_cost_today = {}
 
