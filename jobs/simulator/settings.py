@@ -140,26 +140,26 @@ def _plain(value: Any) -> Any:
 class BehaviourSettings:
     """How visitors, customers and orders behave. Probabilities are per session unless said otherwise."""
 
-    new_visitor_share: float = _checked(0.6, _rate)
-    order_rate: float = _checked(0.035, _rate)
-    abandoned_cart_rate: float = _checked(0.15, _rate)
-    registration_rate: float = _checked(0.04, _rate)
-    item_removal_rate: float = _checked(0.2, _rate)
-    over_removal_share: float = _checked(0.1, _rate)
-    promotion_rate: float = _checked(0.2, _rate)
-    cancel_before_confirmation_rate: float = _checked(0.03, _rate)
-    cancel_after_confirmation_rate: float = _checked(0.04, _rate)
-    refund_rate: float = _checked(0.08, _rate)
-    partial_refund_share: float = _checked(0.4, _rate)
-    offline_order_share: float = _checked(0.06, _rate)
-    email_change_rate: float = _checked(0.003, _rate)
-    consent_change_rate: float = _checked(0.004, _rate)
-    erasure_rate: float = _checked(0.002, _rate)
-    email_campaign_interval_days: int = _checked(3, _positive)
-    email_open_rate: float = _checked(0.3, _rate)
-    email_click_rate: float = _checked(0.25, _rate)
-    clock_skew_rate: float = _checked(0.01, _rate)
-    max_clock_skew_minutes: int = _checked(5, _at_most(60))
+    new_visitor_share: float = _checked(0.6, _rate)  # web sessions of first-time visitors
+    order_rate: float = _checked(0.035, _rate)  # base order probability of a session (x channel, customer, experiment)
+    abandoned_cart_rate: float = _checked(0.15, _rate)  # sessions without an order that still fill a cart
+    registration_rate: float = _checked(0.04, _rate)  # anonymous browsing sessions that register (buyers always do)
+    item_removal_rate: float = _checked(0.2, _rate)  # carts with a CartItemRemoved
+    over_removal_share: float = _checked(0.1, _rate)  # removals taking out more units than were added
+    promotion_rate: float = _checked(0.2, _rate)  # orders with a PromotionApplied
+    cancel_before_confirmation_rate: float = _checked(0.03, _rate)  # orders cancelled unconfirmed
+    cancel_after_confirmation_rate: float = _checked(0.04, _rate)  # confirmed orders cancelled before shipping
+    refund_rate: float = _checked(0.08, _rate)  # delivered orders refunded
+    partial_refund_share: float = _checked(0.4, _rate)  # refunds of less than the whole order
+    offline_order_share: float = _checked(0.06, _rate)  # phone/marketplace orders (no session, no cart) per web order
+    email_change_rate: float = _checked(0.003, _rate)  # per known customer and day
+    consent_change_rate: float = _checked(0.004, _rate)  # per known customer and day
+    erasure_rate: float = _checked(0.002, _rate)  # per known customer and day
+    email_campaign_interval_days: int = _checked(3, _positive)  # a newsletter to consenting customers every n days
+    email_open_rate: float = _checked(0.3, _rate)  # per recipient
+    email_click_rate: float = _checked(0.25, _rate)  # per opener; a click starts a newsletter/email session
+    clock_skew_rate: float = _checked(0.01, _rate)  # events whose producer clock is off (legal disorder)
+    max_clock_skew_minutes: int = _checked(5, _at_most(60))  # how far off, at most
 
     def __post_init__(self) -> None:
         _validate_fields(self)
@@ -177,14 +177,14 @@ class BehaviourSettings:
 class AnomalySettings:
     """Deliberate contract-edge cases, each at its own rate (see the key list in the module docs)."""
 
-    exact_duplicate_rate: float = _checked(0.005, _rate)
-    conflicting_duplicate_rate: float = _checked(0.002, _rate)
-    late_event_rate: float = _checked(0.005, _rate)
+    exact_duplicate_rate: float = _checked(0.005, _rate)  # events delivered again, byte-identical
+    conflicting_duplicate_rate: float = _checked(0.002, _rate)  # events delivered again with other content
+    late_event_rate: float = _checked(0.005, _rate)  # events recorded 25 h to max_late_days days after they occurred
     max_late_days: int = _checked(3, _at_most(30))
-    broken_line_rate: float = _checked(0.002, _rate)
-    erased_email_broken_line_rate: float = _checked(0.5, _rate)
-    unknown_event_type_rate: float = _checked(0.002, _rate)
-    future_schema_version_rate: float = _checked(0.01, _rate)
+    broken_line_rate: float = _checked(0.002, _rate)  # events followed by a broken copy (bad JSON, types, fields)
+    erased_email_broken_line_rate: float = _checked(0.5, _rate)  # erasures preceded by a broken line with the email
+    unknown_event_type_rate: float = _checked(0.002, _rate)  # events followed by one of a type not in the catalog
+    future_schema_version_rate: float = _checked(0.01, _rate)  # events of 5 types sent in newest version + 1
 
     def __post_init__(self) -> None:
         _validate_fields(self)
@@ -407,12 +407,15 @@ def _when(switch: SchemaSwitch, run_start: date, as_given: bool) -> str:
 class SimulatorSettings:
     """Everything `simulate` can be told besides days, tenants, seed and start date."""
 
-    events_per_tenant_per_day: int = _checked(1000, _positive)
+    events_per_tenant_per_day: int = _checked(1000, _positive)  # about; weekdays and chance vary it
     products_per_tenant: int = _checked(120, _at_most(100_000))
+    # Bounded memory: past these, a random known customer/visitor is forgotten for a new one.
     max_customers_per_tenant: int = _checked(10_000, _positive)
     max_visitors_per_tenant: int = _checked(20_000, _positive)
+    # Tenant i uses tenant_currencies[i % n] for v2+ amounts (v1 amounts are EUR by contract).
     tenant_currencies: tuple[str, ...] = _checked(("EUR", "GBP", "EUR", "EUR"), _currencies)
-    max_events_per_file: int = _checked(100_000, _positive)
+    max_events_per_file: int = _checked(100_000, _positive)  # lines per hour file before a new part starts
+    # {event type: {version: "YYYY-MM-DD" or days after start_date}}: when producers switch versions.
     schema_switch_dates: tuple[SchemaSwitch, ...] = DEFAULT_SCHEMA_SWITCHES
     behaviour: BehaviourSettings = field(default_factory=BehaviourSettings)
     anomalies: AnomalySettings = field(default_factory=AnomalySettings)
