@@ -88,21 +88,43 @@ def land_files(
     progress: Progress = lambda message: None,
 ) -> LandingReport:
     """Land every file of the folder that no earlier run finished."""
-    paths = {spec.name: ensure_table(spark, spec, warehouse) for spec in (BRONZE_EVENTS, QUARANTINE, LANDING_LEDGER)}
     files, ignored = discover_files(landing_dir, patterns)
-    done = {row["source_file"] for row in spark.read.format("delta").load(paths["landing_ledger"]).select("source_file").collect()}
+    done = landed_sources(spark, warehouse)
     todo = [path for path in files if str(path.resolve()) not in done]
-    report = LandingReport(run_id, skipped_files=len(files) - len(todo), ignored_files=[str(p) for p in ignored])
     progress(f"landing {len(todo)} new file(s) of {len(files)} under {landing_dir}")
-    for batch in _batches(todo, batch_lines):
-        ledgers = _land_batch(spark, paths, batch, run_id)
-        report.files.extend(ledgers)
-        progress(f"  {len(report.files)}/{len(todo)} files, {report.total('landed')} events landed so far")
+    report = land_chunks(spark, warehouse, _batches(todo, batch_lines), run_id, progress=progress)
+    report.skipped_files = len(files) - len(todo)
+    report.ignored_files = [str(path) for path in ignored]
+    return report
+
+
+def landed_sources(spark: SparkSession, warehouse: str) -> set[str]:
+    """Sources (files, database position ranges) whose ledger row says they are landed."""
+    ledger = spark.read.format("delta").load(ensure_table(spark, LANDING_LEDGER, warehouse))
+    return {row["source_file"] for row in ledger.select("source_file").collect()}
+
+
+def land_chunks(
+    spark: SparkSession,
+    warehouse: str,
+    batches: Iterable[list[ParsedSource]],
+    run_id: str,
+    *,
+    progress: Progress = lambda message: None,
+) -> LandingReport:
+    """Land batches of parsed sources: the common path of every source (files, an event-store table)."""
+    paths = {spec.name: ensure_table(spark, spec, warehouse) for spec in (BRONZE_EVENTS, QUARANTINE, LANDING_LEDGER)}
+    report = LandingReport(run_id)
+    for batch in batches:
+        report.files.extend(_land_batch(spark, paths, batch, run_id))
+        progress(f"  {len(report.files)} source(s) landed, {report.total('landed')} events so far")
     return report
 
 
 @dataclass
-class _ParsedFile:
+class ParsedSource:
+    """One unit of the ledger: a file, or a range of an event-store table's positions."""
+
     source_file: str
     events: list[ParsedEvent]
     rejections: list[Rejection]
@@ -110,8 +132,8 @@ class _ParsedFile:
     file_error: str | None
 
 
-def _batches(paths: list[Path], batch_lines: int) -> Iterator[list[_ParsedFile]]:
-    batch: list[_ParsedFile] = []
+def _batches(paths: list[Path], batch_lines: int) -> Iterator[list[ParsedSource]]:
+    batch: list[ParsedSource] = []
     lines = 0
     for path in paths:
         parsed = _parse_file(path)
@@ -124,7 +146,7 @@ def _batches(paths: list[Path], batch_lines: int) -> Iterator[list[_ParsedFile]]
         yield batch
 
 
-def _parse_file(path: Path) -> _ParsedFile:
+def _parse_file(path: Path) -> ParsedSource:
     events: list[ParsedEvent] = []
     rejections: list[Rejection] = []
     lines_read = 0
@@ -136,7 +158,7 @@ def _parse_file(path: Path) -> _ParsedFile:
             (events if isinstance(outcome, ParsedEvent) else rejections).append(outcome)
     except UnreadableFile as error:
         file_error = str(error)
-    return _ParsedFile(str(path.resolve()), events, rejections, lines_read, file_error)
+    return ParsedSource(str(path.resolve()), events, rejections, lines_read, file_error)
 
 
 _DISPOSITION_NEW = "new"
@@ -145,7 +167,7 @@ _DISPOSITION_DUPLICATE = "duplicate"
 _DISPOSITION_CONFLICT = "conflicting_duplicate"
 
 
-def _land_batch(spark: SparkSession, paths: dict[str, str], batch: list[_ParsedFile], run_id: str) -> list[FileLedger]:
+def _land_batch(spark: SparkSession, paths: dict[str, str], batch: list[ParsedSource], run_id: str) -> list[FileLedger]:
     landed_at = datetime.now(timezone.utc)
     candidates = spark.createDataFrame(_events_table(batch, run_id, landed_at))
     bronze = spark.read.format("delta").load(paths["events"])
@@ -215,7 +237,7 @@ def with_disposition(candidates: DataFrame, bronze: DataFrame) -> DataFrame:
     return joined.withColumn("disposition", disposition)
 
 
-def _ledger(parsed: _ParsedFile, counts: dict[tuple[str, str, bool], int]) -> FileLedger:
+def _ledger(parsed: ParsedSource, counts: dict[tuple[str, str, bool], int]) -> FileLedger:
     def count(disposition: str, known: bool | None = None) -> int:
         return sum(
             n for (file, d, is_known), n in counts.items()
@@ -260,7 +282,7 @@ _EVENT_SCHEMA = pa.schema(
 )
 
 
-def _events_table(batch: list[_ParsedFile], run_id: str, landed_at: datetime) -> pa.Table:
+def _events_table(batch: list[ParsedSource], run_id: str, landed_at: datetime) -> pa.Table:
     columns: dict[str, list] = {name: [] for name in _EVENT_SCHEMA.names}
     for file_order, parsed in enumerate(batch):
         for event in parsed.events:
@@ -306,7 +328,7 @@ _REJECTION_SCHEMA = pa.schema(
 )
 
 
-def _rejections_table(batch: list[_ParsedFile], run_id: str, landed_at: datetime) -> pa.Table:
+def _rejections_table(batch: list[ParsedSource], run_id: str, landed_at: datetime) -> pa.Table:
     rows = [
         (parsed.source_file, r.line_number, r.reason, r.raw_text, r.event_id, run_id, landed_at)
         for parsed in batch

@@ -66,8 +66,13 @@ def parse_line(raw: bytes, line_number: int) -> ParsedEvent | Rejection:
         return Rejection(line_number, f"invalid_json: {getattr(error, 'msg', 'too deeply nested')}", text)
     except ValueError as error:
         return Rejection(line_number, f"invalid_json: {error}", text)
+    return parse_event(event, line_number, text)
+
+
+def parse_event(event: Any, line_number: int, text: str) -> ParsedEvent | Rejection:
+    """A decoded event (from a file line or a database row) checked against the envelope contract."""
     if not isinstance(event, dict):
-        return Rejection(line_number, f"not_an_object: a JSON {type(event).__name__}", text)
+        return Rejection(line_number, f"not_an_object: a JSON {_json_type(event)}", text)
     problem = _envelope_problem(event)
     event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
     if problem:
