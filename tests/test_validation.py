@@ -1,0 +1,223 @@
+"""Marts are validated with Great Expectations before publication; failures say what and where."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.marts.basket_daily import CONTRACT as BASKET_DAILY
+from jobs.marts.contract import MartContract
+from jobs.marts.orders import CONTRACT as ORDERS
+from jobs.validation import ValidationFailed, raise_for_failures, validate_mart
+
+
+def an_order(**changes: Any) -> dict[str, Any]:
+    order = {
+        "tenant_id": "t1",
+        "order_id": "o1",
+        "customer_id": "c1",
+        "cart_id": "k1",
+        "session_id": "s1",
+        "created_at": dt.datetime(2024, 3, 1, 9, 30),
+        "order_date": dt.date(2024, 3, 1),
+        "order_source": "web",
+        "status": "paid",
+        "is_valid": True,
+        "is_first_valid_order": True,
+        "currency": "EUR",
+        "gross_cents": 10_000,
+        "discount_cents": 1_000,
+        "net_cents": 9_000,
+        "refunded_cents": 0,
+        "revenue_cents": 9_000,
+        "items_count": 2,
+        "units": 3,
+        "channel_source": "google",
+        "channel_medium": "cpc",
+        "channel_campaign": "spring",
+    }
+    return {**order, **changes}
+
+
+def some_orders() -> list[dict[str, Any]]:
+    """A valid order, a cancelled one without session or customer, a partly refunded one."""
+    return [
+        an_order(),
+        an_order(
+            order_id="o2",
+            customer_id=None,
+            cart_id=None,
+            session_id=None,
+            order_source="unknown",
+            status="cancelled",
+            is_valid=False,
+            is_first_valid_order=False,
+            revenue_cents=0,
+            channel_source="unknown",
+            channel_medium="unknown",
+            channel_campaign=None,
+        ),
+        an_order(order_id="o3", is_first_valid_order=False, refunded_cents=2_500, revenue_cents=6_500),
+    ]
+
+
+def a_basket_day(**changes: Any) -> dict[str, Any]:
+    day = {
+        "tenant_id": "t1",
+        "order_date": dt.date(2024, 3, 1),
+        "channel_source": "google",
+        "order_source": "web",
+        "currency": "EUR",
+        "valid_orders": 3,
+        "revenue_cents": 20_000,
+        "net_cents": 25_000,
+        "discount_cents": 500,
+        "avg_basket_cents": 25_000 / 3,
+        "avg_units_per_order": 1.5,
+    }
+    return {**day, **changes}
+
+
+def mart_frame(spark: SparkSession, contract: MartContract, rows: list[dict[str, Any]]) -> DataFrame:
+    schema = ", ".join(f"`{name}` {sql_type}" for name, sql_type in contract.columns)
+    values = [tuple(row[name] for name in contract.column_names) for row in rows]
+    return contract.conform(spark.createDataFrame(values, schema))
+
+
+def failed_expectations(frame: DataFrame, contract: MartContract) -> list[str]:
+    result = validate_mart(frame, contract, run_id="test")
+    assert not result.success
+    return [f"{failure.expectation} -> {failure.observed}" for failure in result.failed]
+
+
+def test_a_correct_orders_frame_passes(spark: SparkSession) -> None:
+    result = validate_mart(mart_frame(spark, ORDERS, some_orders()), ORDERS, run_id="test")
+
+    assert result.success, result.summary()
+    assert result.failed == ()
+    # columns, key, 16 non-nullable columns, and the mart's own 11
+    assert result.evaluated == 1 + 1 + 16 + 11
+
+
+def test_a_correct_basket_daily_frame_passes_with_a_null_channel_source_in_its_key(spark: SparkSession) -> None:
+    days = [
+        a_basket_day(),
+        a_basket_day(channel_source=None, valid_orders=1, net_cents=999, avg_basket_cents=999.0),
+    ]
+
+    result = validate_mart(mart_frame(spark, BASKET_DAILY, days), BASKET_DAILY, run_id="test")
+
+    assert result.success, result.summary()
+
+
+def test_a_duplicate_key_fails_naming_the_key_expectation(spark: SparkSession) -> None:
+    rows = [*some_orders(), an_order(is_first_valid_order=False)]
+
+    (failure,) = failed_expectations(mart_frame(spark, ORDERS, rows), ORDERS)
+
+    assert failure.startswith("ExpectCompoundColumnsToBeUnique(column_list=['tenant_id', 'order_id'])")
+    assert "2 of 4 rows unexpected, e.g. (tenant_id='t1', order_id='o1')" in failure
+
+
+def test_a_null_in_a_non_nullable_column_fails(spark: SparkSession) -> None:
+    rows = [*some_orders(), an_order(order_id="o4", is_first_valid_order=False, currency=None)]
+
+    (failure,) = failed_expectations(mart_frame(spark, ORDERS, rows), ORDERS)
+
+    assert failure == "ExpectColumnValuesToNotBeNull(column='currency') -> 1 of 4 rows unexpected, e.g. null"
+
+
+def test_a_status_outside_the_spec_fails_naming_the_column_and_quoting_the_value(spark: SparkSession) -> None:
+    rows = [*some_orders(), an_order(order_id="o4", is_first_valid_order=False, status="lost")]
+
+    (failure,) = failed_expectations(mart_frame(spark, ORDERS, rows), ORDERS)
+
+    assert failure.startswith("ExpectColumnValuesToBeInSet(column='status', value_set=['created',")
+    assert failure.endswith("-> 1 of 4 rows unexpected, e.g. 'lost'")
+
+
+def test_net_cents_other_than_gross_minus_discount_fails_quoting_the_row(spark: SparkSession) -> None:
+    wrong_net = an_order(order_id="o4", is_first_valid_order=False, net_cents=9_500, revenue_cents=9_500)
+    rows = [*some_orders(), wrong_net]
+
+    (failure,) = failed_expectations(mart_frame(spark, ORDERS, rows), ORDERS)
+
+    assert failure == (
+        "UnexpectedRowsWithExamples(net_cents = gross_cents - discount_cents) -> 1 row, e.g. "
+        "(tenant_id='t1', order_id='o4', gross_cents=10000, discount_cents=1000, net_cents=9500)"
+    )
+
+
+def test_an_average_basket_other_than_net_per_order_fails(spark: SparkSession) -> None:
+    days = [a_basket_day(avg_basket_cents=8_333.0)]
+
+    (failure,) = failed_expectations(mart_frame(spark, BASKET_DAILY, days), BASKET_DAILY)
+
+    assert failure.startswith("UnexpectedRowsWithExamples(abs(avg_basket_cents - try_divide(net_cents, valid_orders))")
+    assert failure.endswith("net_cents=25000, valid_orders=3, avg_basket_cents=8333.0)")
+
+
+def test_an_extra_column_fails_naming_it(spark: SparkSession) -> None:
+    frame = mart_frame(spark, ORDERS, some_orders()).withColumn("note", F.lit("x"))
+
+    (failure,) = failed_expectations(frame, ORDERS)
+
+    assert failure.startswith("ExpectTableColumnsToMatchOrderedList(column_list=['tenant_id', 'order_id',")
+    assert failure.endswith("-> missing [], unexpected ['note']")
+
+
+def test_a_missing_column_fails_naming_it(spark: SparkSession) -> None:
+    frame = mart_frame(spark, ORDERS, some_orders()).drop("units")
+
+    failures = failed_expectations(frame, ORDERS)
+
+    assert any(failure.endswith("-> missing ['units'], unexpected []") for failure in failures), failures
+
+
+def test_validation_failed_names_mart_expectation_and_observed_value(spark: SparkSession) -> None:
+    passed = validate_mart(mart_frame(spark, BASKET_DAILY, [a_basket_day()]), BASKET_DAILY, run_id="test")
+    rows = [*some_orders(), an_order(order_id="o4", is_first_valid_order=False, order_source="fax")]
+    failed = validate_mart(mart_frame(spark, ORDERS, rows), ORDERS, run_id="test")
+
+    with pytest.raises(ValidationFailed) as raised:
+        raise_for_failures([passed, failed])
+
+    assert raised.value.results == [passed, failed]
+    assert str(raised.value).splitlines() == [
+        "validation failed for orders:",
+        "orders: ExpectColumnValuesToBeInSet(column='order_source', "
+        "value_set=['web', 'mobile_app', 'marketplace', 'phone', 'unknown']): 1 of 4 rows unexpected, e.g. 'fax'",
+    ]
+
+
+def test_failures_quote_at_most_the_asked_number_of_examples(spark: SparkSession) -> None:
+    rows = [an_order(order_id=f"o{n}", is_first_valid_order=False, status=f"odd{n}") for n in range(5)]
+
+    result = validate_mart(mart_frame(spark, ORDERS, rows), ORDERS, run_id="test", max_failed_examples=2)
+
+    (failure,) = result.failed
+    assert failure.observed == "5 of 5 rows unexpected, e.g. 'odd0', 'odd1'"
+
+
+def test_data_docs_index_lists_every_run_of_the_marts_suite(spark: SparkSession, tmp_path) -> None:
+    docs = tmp_path / "data_docs"
+    for run_id in ("run-1", "run-2"):
+        validate_mart(mart_frame(spark, ORDERS, some_orders()), ORDERS, run_id=run_id, data_docs_dir=str(docs))
+
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    assert "orders_v1" in index
+    assert "run-1" in index and "run-2" in index
+    assert (docs / "expectations" / "orders_v1.html").exists()
+    assert len(list((docs / "validations" / "orders_v1").glob("run-*/*/*.html"))) == 2
+
+
+def test_validation_leaves_the_frame_uncached_as_it_found_it(spark: SparkSession) -> None:
+    frame = mart_frame(spark, ORDERS, some_orders())
+
+    validate_mart(frame, ORDERS, run_id="test")
+
+    assert not frame.is_cached
