@@ -1,0 +1,76 @@
+"""Land -> build -> validate -> publish: only validated marts reach gold, and every publication is logged."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from jobs import pipeline
+from jobs.marts import basket_daily
+from jobs.validation import ValidationFailed
+from tests.histories import History, shop_history
+
+
+def _publish_shop(settings, folder):
+    run_settings = dataclasses.replace(settings, warehouse=str(folder / "warehouse"))
+    shop_history().write(folder / "landing" / "day1")
+    pipeline.run(run_settings, folder / "landing", run_id="first")
+    return run_settings, folder / "landing"
+
+
+@pytest.fixture(scope="module")
+def published(settings, tmp_path_factory):
+    """The shop history run through the whole pipeline once, into a warehouse of its own (read only)."""
+    return _publish_shop(settings, tmp_path_factory.mktemp("published"))
+
+
+def _gold(spark, run_settings, mart):
+    return spark.read.format("delta").load(pipeline.gold_path(run_settings, mart))
+
+
+def test_a_run_publishes_every_enabled_mart_as_a_delta_table_under_gold(spark, published):
+    run_settings, _landing = published
+    assert _gold(spark, run_settings, "orders").count() == 7
+    assert _gold(spark, run_settings, "basket_daily").count() == 4
+
+
+def test_each_publication_is_logged_with_version_run_watermark_rows_and_result(spark, published):
+    run_settings, _landing = published
+    log = {row["mart"]: row for row in spark.read.format("delta").load(f"{run_settings.warehouse}/meta/publications").collect()}
+    assert set(log) == {"orders", "basket_daily"}
+    orders = log["orders"]
+    assert (orders["contract_version"], orders["run_id"], orders["row_count"], orders["action"]) == ("1.0", "first", 7, "publish")
+    assert orders["event_watermark"].isoformat().startswith("2026-01-06T12:00")
+    assert orders["validation_result"].startswith("orders: passed")
+
+
+def test_a_failed_validation_publishes_nothing_and_names_mart_and_expectation(spark, settings, tmp_path, monkeypatch):
+    run_settings, landing = _publish_shop(settings, tmp_path)
+    versions_before = {m: _gold(spark, run_settings, m).count() for m in ("orders", "basket_daily")}
+    history = History()
+    history.add("OrderCreated", "order-o8", {"order_id": "o8", "cart_id": None, "customer_id": "c8", "session_id": None,
+                "items": [], "total_cents": 100, "currency": "EUR", "order_source": "web"}, "2026-01-07T10:00:00Z",
+                schema_version=3)
+    history.write(landing / "day2", "late.ndjson")
+    correct = basket_daily.build
+    # A projection bug: every row twice, so the mart's key is no longer unique.
+    monkeypatch.setattr(basket_daily, "build", lambda sources: correct(sources).unionAll(correct(sources)))
+
+    with pytest.raises(ValidationFailed) as failure:
+        pipeline.run(run_settings, landing, run_id="second")
+
+    message = str(failure.value)
+    assert "basket_daily" in message and "Unique" in message
+    assert {m: _gold(spark, run_settings, m).count() for m in ("orders", "basket_daily")} == versions_before
+    runs = {row["run_id"] for row in spark.read.format("delta").load(f"{run_settings.warehouse}/meta/publications").collect()}
+    assert runs == {"first"}
+
+
+def test_publishing_a_run_that_was_not_validated_is_refused(settings, tmp_path):
+    run_settings = dataclasses.replace(settings, warehouse=str(tmp_path / "warehouse"))
+    shop_history().write(tmp_path / "landing")
+    pipeline.land(run_settings, tmp_path / "landing", "unvalidated")
+    pipeline.build(run_settings, "unvalidated")
+    with pytest.raises(pipeline.PublicationRefused, match="no passed validation"):
+        pipeline.publish(run_settings, "unvalidated")
