@@ -107,7 +107,17 @@ def load_settings(
     origin = " + ".join(str(p.relative_to(conf_dir.parent)) if p.is_relative_to(conf_dir.parent) else str(p) for p in files)
     settings = _build(Settings, merged, "", origin)
     _check_marts(settings, origin)
+    _check_simulator(settings, origin)
     return _resolve_paths(settings)
+
+
+def _check_simulator(settings: Settings, origin: str) -> None:
+    from jobs.simulator import SimulatorSettings  # standard library only
+
+    try:
+        SimulatorSettings.from_mapping(settings.simulator)
+    except ValueError as error:
+        raise ConfigError(f"{error} (in {origin})") from error
 
 
 def _check_marts(settings: Settings, origin: str) -> None:

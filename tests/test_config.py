@@ -74,3 +74,19 @@ def test_relative_paths_are_relative_to_the_project_not_the_working_folder(monke
     monkeypatch.chdir(tmp_path)
     settings = load_settings("ci", environ={})
     assert settings.warehouse == str(DEFAULT_CONF_DIR.parent / "warehouse")
+
+
+def test_a_bad_simulator_setting_is_refused_on_load_naming_its_key(conf_dir):
+    (conf_dir / "ci.yaml").write_text("simulator:\n  anomalies:\n    broken_line_rate: 1.5\n")
+    with pytest.raises(ConfigError, match=r"anomalies\.broken_line_rate.*between 0 and 1"):
+        load_settings("ci", conf_dir=conf_dir, environ={})
+
+
+def test_the_simulator_defaults_shown_in_base_yaml_are_the_real_defaults():
+    import yaml
+
+    from jobs.simulator import SimulatorSettings
+
+    commented = (DEFAULT_CONF_DIR / "base.yaml").read_text().split("simulator: {}\n", 1)[1]
+    shown = yaml.safe_load("\n".join(line[1:] for line in commented.splitlines() if line.startswith("#")))
+    assert SimulatorSettings.from_mapping(shown).to_mapping() == SimulatorSettings().to_mapping()
