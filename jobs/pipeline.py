@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from jobs.config import Settings
 from jobs.landing.files import LandingReport, land_files
 from jobs.marts import MART_NAMES, mart_module
+from jobs.marts.contract import BuildContext
 from jobs.silver import SilverReport, build_silver, read_silver
 from jobs.spark import get_spark
 from jobs.tables import BRONZE_EVENTS, PUBLICATIONS, ensure_table, insert_new, latest_version, read_table
@@ -80,6 +81,7 @@ def build(settings: Settings, run_id: str, progress: Progress = log.info) -> dic
     spark = get_spark(settings)
     silver = build_silver(spark, settings.warehouse, progress=progress)
     watermark = _event_watermark(spark, settings)
+    context = BuildContext(as_of=datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc))
     sources: dict[str, DataFrame] = {}
     rows: dict[str, int] = {}
     for mart in _enabled_marts(settings):
@@ -88,7 +90,7 @@ def build(settings: Settings, run_id: str, progress: Progress = log.info) -> dic
             if name not in sources and name not in MART_NAMES:
                 sources[name] = read_silver(spark, settings.warehouse, name)
         path = staging_path(settings, run_id, mart)
-        module.build(sources).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+        module.build(sources, context).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
         sources[mart] = spark.read.format("delta").load(path)
         rows[mart] = sources[mart].count()
         progress(f"built {mart} into staging: {rows[mart]} rows")

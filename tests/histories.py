@@ -139,3 +139,12 @@ def _order_v3(order_id, customer_id, session_id, order_source, items, currency="
         "items": [{"product_id": p, "category": "misc", "quantity": q, "unit_price_cents": c} for p, q, c in items],
         "total_cents": sum(q * c for _p, q, c in items), "currency": currency, "order_source": order_source,
     }
+
+
+def as_of(timestamp: str):
+    """A BuildContext for marts built in tests."""
+    from datetime import datetime
+
+    from jobs.marts.contract import BuildContext
+
+    return BuildContext(as_of=datetime.fromisoformat(timestamp))

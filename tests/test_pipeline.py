@@ -55,7 +55,7 @@ def test_a_failed_validation_publishes_nothing_and_names_mart_and_expectation(sp
     history.write(landing / "day2", "late.ndjson")
     correct = basket_daily.build
     # A projection bug: every row twice, so the mart's key is no longer unique.
-    monkeypatch.setattr(basket_daily, "build", lambda sources: correct(sources).unionAll(correct(sources)))
+    monkeypatch.setattr(basket_daily, "build", lambda sources, context: correct(sources, context).unionAll(correct(sources, context)))
 
     with pytest.raises(ValidationFailed) as failure:
         pipeline.run(run_settings, landing, run_id="second")

@@ -7,7 +7,7 @@ from typing import Mapping
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.marts.contract import MartContract
+from jobs.marts.contract import BuildContext, MartContract
 
 CONTRACT = MartContract(
     name="basket_daily",
@@ -35,7 +35,7 @@ CONTRACT = MartContract(
 INPUTS = ("orders",)
 
 
-def build(sources: Mapping[str, DataFrame]) -> DataFrame:
+def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
     """Valid orders only; a group without a valid order has no row."""
     daily = (
         sources["orders"]

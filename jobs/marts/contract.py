@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -39,3 +40,12 @@ class MartContract:
         unknown = [name for name in (*self.key, *self.nullable) if name not in self.column_names]
         if unknown:
             raise ValueError(f"{self.name}: key or nullable names unknown column(s) {unknown}")
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a mart may know besides its inputs."""
+
+    # The run's as-of time (UTC): the largest occurred_at among the events seen, or the time a
+    # point-in-time rebuild asked for. Windows ("last 90 days") and "open vs abandoned" count from it.
+    as_of: datetime

@@ -7,7 +7,7 @@ from typing import Mapping
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.marts.contract import MartContract
+from jobs.marts.contract import BuildContext, MartContract
 
 CONTRACT = MartContract(
     name="orders",
@@ -58,7 +58,7 @@ _PROGRESS = ("created", "confirmed", "paid", "shipped", "delivered")
 _STEP_EVENTS = {"confirmed": "OrderConfirmed", "paid": "PaymentCaptured", "shipped": "OrderShipped", "delivered": "OrderDelivered"}
 
 
-def build(sources: Mapping[str, DataFrame]) -> DataFrame:
+def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
     created = first_order_created(sources["OrderCreated"])
     facts = order_facts(sources)
     orders = (

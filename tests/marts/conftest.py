@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.histories import shop_history
+from tests.histories import as_of, shop_history
+
+AS_OF = as_of("2026-01-06T12:00:00+00:00")
 
 
 @pytest.fixture(scope="module")
@@ -18,5 +20,5 @@ def shop_sources(spark, tmp_path_factory):
     land_files(spark, warehouse, root / "landing", "test-run")
     build_silver(spark, warehouse)
     sources = {name: read_silver(spark, warehouse, name) for name in mart_module("orders").INPUTS}
-    sources["orders"] = mart_module("orders").build(sources).cache()
+    sources["orders"] = mart_module("orders").build(sources, AS_OF).cache()
     return sources

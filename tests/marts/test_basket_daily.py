@@ -7,7 +7,9 @@ import datetime as dt
 from chispa import assert_df_equality
 
 from jobs.marts import basket_daily
+from tests.histories import as_of
 
+AS_OF = as_of("2026-01-06T12:00:00+00:00")
 JAN_5, JAN_6 = dt.date(2026, 1, 5), dt.date(2026, 1, 6)
 
 # (tenant, date, channel source, order source, currency, valid orders, revenue, net, discount, avg basket, avg units)
@@ -21,12 +23,13 @@ EXPECTED = [
 ]
 
 
+
 def test_basket_daily_matches_the_rows_worked_out_by_hand(spark, shop_sources):
-    actual = basket_daily.build(shop_sources)
+    actual = basket_daily.build(shop_sources, AS_OF)
     expected = spark.createDataFrame(EXPECTED, actual.schema)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_a_day_without_valid_orders_has_no_row(spark, shop_sources):
     only_invalid = shop_sources["orders"].filter("order_id in ('o3', 'o6')")
-    assert basket_daily.build({"orders": only_invalid}).count() == 0
+    assert basket_daily.build({"orders": only_invalid}, AS_OF).count() == 0
