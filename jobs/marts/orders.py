@@ -8,6 +8,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.sessions import known_sessions
 
 CONTRACT = MartContract(
     name="orders",
@@ -145,11 +146,8 @@ def with_validity(orders: DataFrame) -> DataFrame:
 
 
 def session_channels(session_started: DataFrame) -> DataFrame:
-    first = Window.partitionBy("tenant_id", "session_id").orderBy("stream_version", "global_position")
-    return (
-        session_started.withColumn("_rank", F.row_number().over(first))
-        .filter(F.col("_rank") == 1)
-        .select("tenant_id", "session_id", F.lit(True).alias("_session_known"), "source", "medium", "campaign")
+    return known_sessions(session_started).select(
+        "tenant_id", "session_id", F.lit(True).alias("_session_known"), "source", "medium", "campaign"
     )
 
 
