@@ -10,8 +10,8 @@ A failed validation fails `validate` at once (no retry: the same staged data wou
 `publish` does not run and the marts keep their last good version. Each step is keyed by the Airflow
 run id and idempotent, so any task can be cleared and rerun for the same run.
 
-**Params** (also accepted as run conf): `landing`, the folder of event files; `warehouse`, where the
-Delta tables live (default: the project's configuration, `LAKEHOUSE_WAREHOUSE`, then `conf/`).
+**Params** (also accepted as run conf): `landing`, the folder of event files (default: `landing.folder`
+in `conf/`); `warehouse`, where the Delta tables live (default: `LAKEHOUSE_WAREHOUSE`, then `conf/`).
 The configuration environment is chosen by `LAKEHOUSE_ENV` in the workers' environment.
 
 The logic lives in `jobs.pipeline`; this file only wires it.
@@ -24,7 +24,6 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 
-from jobs.config import PROJECT_ROOT
 
 
 def _settings(params: dict[str, Any]):
@@ -45,11 +44,12 @@ def _settings(params: dict[str, Any]):
     doc_md=__doc__,
     params={
         "landing": Param(
-            str(PROJECT_ROOT / "landing"),
-            type="string",
+            None,
+            type=["null", "string"],
             minLength=1,
             title="Landing folder",
-            description="Folder of event files (.ndjson, .ndjson.gz) to land; already landed files are skipped.",
+            description="Folder of event files (.ndjson, .ndjson.gz) to land; empty for landing.folder in conf/. "
+            "Files landed before are skipped.",
         ),
         "warehouse": Param(
             None,
@@ -68,7 +68,8 @@ def lakehouse_pipeline():
 
         from jobs import pipeline
 
-        return pipeline.land(_settings(params), Path(params["landing"]), run_id).summary()
+        settings = _settings(params)
+        return pipeline.land(settings, Path(params.get("landing") or settings.landing.folder), run_id).summary()
 
     @task
     def build(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, int]:

@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--gzip", action="store_true", help="write .ndjson.gz files")
 
     land = command("land", _land, "land new files of a folder into bronze (idempotent)")
-    land.add_argument("--landing", type=Path, required=True)
+    land.add_argument("--landing", type=Path, help="folder of event files (default: landing.folder in conf/)")
     land.add_argument("--run-id")
 
     build = command("build", _build, "rebuild silver and stage every enabled mart for a run")
@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--run-id", required=True)
 
     run = command("run", _run, "land, build, validate and publish once")
-    run.add_argument("--landing", type=Path, required=True)
+    run.add_argument("--landing", type=Path, help="folder of event files (default: landing.folder in conf/)")
     run.add_argument("--run-id")
 
     command("status", _status, "show publications and the landing ledger")
@@ -120,7 +120,7 @@ def _simulate(settings: Settings, args) -> None:
 def _land(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.land(settings, args.landing, args.run_id or pipeline.new_run_id())
+    pipeline.land(settings, args.landing or Path(settings.landing.folder), args.run_id or pipeline.new_run_id())
 
 
 def _build(settings: Settings, args) -> None:
@@ -144,7 +144,7 @@ def _publish(settings: Settings, args) -> None:
 def _run(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.run(settings, args.landing, args.run_id)
+    pipeline.run(settings, args.landing or Path(settings.landing.folder), args.run_id)
 
 
 def _status(settings: Settings, args) -> None:

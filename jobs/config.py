@@ -39,6 +39,7 @@ class SparkSettings:
 
 @dataclass(frozen=True)
 class LandingSettings:
+    folder: str
     file_patterns: tuple[str, ...]
 
 
@@ -218,4 +219,5 @@ def _resolve_paths(settings: Settings) -> Settings:
         settings,
         warehouse=resolve(settings.warehouse),
         spark=dataclasses.replace(settings.spark, ivy_dir=resolve(settings.spark.ivy_dir)),
+        landing=dataclasses.replace(settings.landing, folder=resolve(settings.landing.folder)),
     )

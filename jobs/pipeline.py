@@ -125,14 +125,23 @@ def validate(settings: Settings, run_id: str, progress: Progress = log.info) -> 
 
 def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> list[Publication]:
     """Copy each validated staging table into gold in one commit, log it, and clear staging."""
+    spark = get_spark(settings)
+    log_path = ensure_table(spark, PUBLICATIONS, settings.warehouse)
+    # A rerun of publish (an Airflow retry, a cleared task) publishes nothing twice.
+    already = {
+        row["mart"]
+        for row in spark.read.format("delta").load(log_path).filter((F.col("run_id") == run_id) & (F.col("action") == "publish")).select("mart").collect()
+    }
+    todo = [mart for mart in _enabled_marts(settings) if mart not in already]
+    if not todo:
+        progress(f"run {run_id} is already published: nothing to do")
+        return []
     marker = _marker_path(settings, run_id)
     if not marker.exists():
         raise PublicationRefused(f"run {run_id} has no passed validation: nothing published")
     info = json.loads(marker.read_text())
-    spark = get_spark(settings)
-    log_path = ensure_table(spark, PUBLICATIONS, settings.warehouse)
     publications = []
-    for mart in _enabled_marts(settings):
+    for mart in todo:
         if mart not in info["validated"]:
             raise PublicationRefused(f"{mart} was not validated in run {run_id}: nothing more published")
         validated = info["validated"][mart]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from jobs.config import Settings
@@ -28,6 +29,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Tables are addressed by path; no Hive metastore or derby files in the working folder.
         "spark.sql.catalogImplementation": "in-memory",
         "spark.sql.warehouse.dir": f"{settings.warehouse.rstrip('/')}/_spark_sql",
+        # Python workers run the interpreter of the job (the project's venv), not whatever is on PATH.
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
     }
     conf.update(spark.extra_conf)
     return conf

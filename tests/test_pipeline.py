@@ -45,6 +45,13 @@ def test_each_publication_is_logged_with_version_run_watermark_rows_and_result(s
     assert orders["validation_result"].startswith("orders: passed")
 
 
+def test_publishing_a_published_run_again_publishes_nothing_twice(spark, published):
+    run_settings, _landing = published
+    assert pipeline.publish(run_settings, "first") == []
+    log = spark.read.format("delta").load(f"{run_settings.warehouse}/meta/publications")
+    assert log.count() == 2 and _gold(spark, run_settings, "orders").count() == 7
+
+
 def test_a_failed_validation_publishes_nothing_and_names_mart_and_expectation(spark, settings, tmp_path, monkeypatch):
     run_settings, landing = _publish_shop(settings, tmp_path)
     versions_before = {m: _gold(spark, run_settings, m).count() for m in ("orders", "basket_daily")}

@@ -72,7 +72,7 @@ def test_the_pipeline_takes_a_landing_folder_and_an_optional_warehouse(pipeline_
 
     params = copy.deepcopy(pipeline_dag.params)
     assert set(params) == {"landing", "warehouse"}
-    assert params["warehouse"] is None
+    assert params["warehouse"] is None and params["landing"] is None  # None: the folder configured in conf/
     params["warehouse"] = "/data/warehouse"
     params["landing"] = "/data/landing"
     with pytest.raises(ParamValidationError, match="landing"):
@@ -80,10 +80,9 @@ def test_the_pipeline_takes_a_landing_folder_and_an_optional_warehouse(pipeline_
 
 
 def test_a_failed_validation_fails_the_validate_task_without_retry(pipeline_dag, monkeypatch, tmp_path):
-    validation = pytest.importorskip("jobs.validation", reason="jobs.validation has not landed yet")
     from airflow.sdk.exceptions import AirflowFailException
 
-    from jobs import pipeline
+    from jobs import pipeline, validation
 
     failed = validation.FailedExpectation("orders", "expect_column_values_to_not_be_null(order_id)", "1 unexpected")
 
