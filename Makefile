@@ -29,6 +29,11 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The Airflow UI (http://localhost:8080, user admin, password printed on first start and kept in
+# airflow_home/simple_auth_manager_passwords.json.generated) with the project's DAGs, SQLite under airflow_home/.
+airflow: setup
+	$(PY) -m jobs.airflow_env standalone
+
 # Re-freeze the full dependency set after changing requirements.txt.
 constraints:
 	$(PY) -m pip install --quiet -r requirements.txt
