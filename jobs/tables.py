@@ -43,7 +43,7 @@ QUARANTINE = TableSpec(
 LANDING_LEDGER = TableSpec(
     "meta",
     "landing_ledger",
-    "landing_run_id STRING NOT NULL, source_file STRING NOT NULL, lines_read BIGINT NOT NULL, "
+    "landing_run_id STRING NOT NULL, source STRING NOT NULL, source_file STRING NOT NULL, lines_read BIGINT NOT NULL, "
     "landed BIGINT NOT NULL, duplicates BIGINT NOT NULL, quarantined BIGINT NOT NULL, "
     "conflicting_duplicates BIGINT NOT NULL, unknown_event_types BIGINT NOT NULL, file_error STRING, "
     "landed_at TIMESTAMP NOT NULL",

@@ -33,6 +33,7 @@ Progress = Callable[[str], None]
 
 @dataclass
 class FileLedger:
+    source: str
     source_file: str
     lines_read: int = 0
     landed: int = 0
@@ -92,7 +93,8 @@ def land_files(
     done = landed_sources(spark, warehouse)
     todo = [path for path in files if str(path.resolve()) not in done]
     progress(f"landing {len(todo)} new file(s) of {len(files)} under {landing_dir}")
-    report = land_chunks(spark, warehouse, _batches(todo, batch_lines), run_id, progress=progress)
+    source = f"files:{landing_dir.resolve()}"
+    report = land_chunks(spark, warehouse, _batches(todo, batch_lines, source), run_id, progress=progress)
     report.skipped_files = len(files) - len(todo)
     report.ignored_files = [str(path) for path in ignored]
     return report
@@ -130,13 +132,23 @@ class ParsedSource:
     rejections: list[Rejection]
     lines_read: int
     file_error: str | None
+    # What status groups by: `files:<landing folder>`, `postgres:<name>`; derived from source_file if empty.
+    source: str = ""
+
+    @property
+    def source_name(self) -> str:
+        if self.source:
+            return self.source
+        # `postgres:<name>:<first>-<last>` -> `postgres:<name>`; a bare path is a file.
+        kind, _, rest = self.source_file.partition(":")
+        return f"{kind}:{rest.split(':')[0]}" if rest else "files"
 
 
-def _batches(paths: list[Path], batch_lines: int) -> Iterator[list[ParsedSource]]:
+def _batches(paths: list[Path], batch_lines: int, source: str) -> Iterator[list[ParsedSource]]:
     batch: list[ParsedSource] = []
     lines = 0
     for path in paths:
-        parsed = _parse_file(path)
+        parsed = _parse_file(path, source)
         batch.append(parsed)
         lines += parsed.lines_read
         if lines >= batch_lines:
@@ -146,7 +158,7 @@ def _batches(paths: list[Path], batch_lines: int) -> Iterator[list[ParsedSource]
         yield batch
 
 
-def _parse_file(path: Path) -> ParsedSource:
+def _parse_file(path: Path, source: str) -> ParsedSource:
     events: list[ParsedEvent] = []
     rejections: list[Rejection] = []
     lines_read = 0
@@ -158,7 +170,7 @@ def _parse_file(path: Path) -> ParsedSource:
             (events if isinstance(outcome, ParsedEvent) else rejections).append(outcome)
     except UnreadableFile as error:
         file_error = str(error)
-    return ParsedSource(str(path.resolve()), events, rejections, lines_read, file_error)
+    return ParsedSource(str(path.resolve()), events, rejections, lines_read, file_error, source)
 
 
 _DISPOSITION_NEW = "new"
@@ -201,7 +213,7 @@ def _land_batch(spark: SparkSession, paths: dict[str, str], batch: list[ParsedSo
     if broken:
         raise AssertionError(f"landing ledger does not add up for {broken[0]}; nothing marked done")
     ledger_rows = spark.createDataFrame(
-        [(run_id, l.source_file, l.lines_read, l.landed, l.duplicates, l.quarantined, l.conflicting_duplicates,
+        [(run_id, l.source, l.source_file, l.lines_read, l.landed, l.duplicates, l.quarantined, l.conflicting_duplicates,
           l.unknown_event_types, l.file_error, landed_at) for l in ledgers],
         LANDING_LEDGER.ddl,
     )
@@ -246,6 +258,7 @@ def _ledger(parsed: ParsedSource, counts: dict[tuple[str, str, bool], int]) -> F
 
     conflicts = count(_DISPOSITION_CONFLICT)
     return FileLedger(
+        source=parsed.source_name,
         source_file=parsed.source_file,
         lines_read=parsed.lines_read,
         landed=count(_DISPOSITION_NEW) + count(_DISPOSITION_LANDED_BEFORE),
