@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from jobs.landing.postgres import PostgresSourceSettings  # plain settings; imports no Spark
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
 ENVIRONMENTS = ("local", "ci", "cluster")
@@ -41,6 +43,8 @@ class SparkSettings:
 class LandingSettings:
     folder: str
     file_patterns: tuple[str, ...]
+    # Event-store tables in PostgreSQL (jobs/landing/postgres.py, docs/sources.md).
+    postgres_sources: tuple[PostgresSourceSettings, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,8 +112,26 @@ def load_settings(
     origin = " + ".join(str(p.relative_to(conf_dir.parent)) if p.is_relative_to(conf_dir.parent) else str(p) for p in files)
     settings = _build(Settings, merged, "", origin)
     _check_marts(settings, origin)
+    _check_sources(settings, origin)
     _check_simulator(settings, origin)
     return _resolve_paths(settings)
+
+
+def read_secret(env_name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A secret that configuration names by its environment variable (secrets never sit in conf/)."""
+    if not env_name:
+        return None
+    environ = os.environ if environ is None else environ
+    if env_name not in environ:
+        raise ConfigError(f"environment variable {env_name} is not set (named by a password_env setting)")
+    return environ[env_name]
+
+
+def _check_sources(settings: Settings, origin: str) -> None:
+    names = [source.source_name for source in settings.landing.postgres_sources]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"landing.postgres_sources: source_name {repeated[0]!r} is used twice (in {origin})")
 
 
 def _check_simulator(settings: Settings, origin: str) -> None:
@@ -173,7 +195,12 @@ def _build(cls: type, raw: Any, prefix: str, origin: str) -> Any:
                 continue
             raise ConfigError(f"missing key {key} (in {origin})")
         values[name] = _coerce(hints[name], raw[name], key, origin)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except ValueError as error:  # a settings class's own checks (__post_init__)
+        raise ConfigError(f"{where}: {error} (in {origin})") from error
 
 
 def _coerce(hint: Any, value: Any, key: str, origin: str) -> Any:

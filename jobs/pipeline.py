@@ -27,7 +27,7 @@ from jobs.marts import MART_NAMES, mart_module
 from jobs.marts.contract import BuildContext
 from jobs.silver import SilverReport, build_silver, read_silver
 from jobs.spark import get_spark
-from jobs.tables import BRONZE_EVENTS, PUBLICATIONS, ensure_table, insert_new, latest_version, read_table
+from jobs.tables import BRONZE_EVENTS, PUBLICATIONS, ensure_table, insert_new, latest_version, overwrite, read_table
 
 log = logging.getLogger("jobs")
 Progress = Callable[[str], None]
@@ -68,11 +68,21 @@ def _marker_path(settings: Settings, run_id: str) -> Path:
 
 
 def land(settings: Settings, landing_dir: Path, run_id: str, progress: Progress = log.info) -> LandingReport:
+    """Land the folder's new files, then each configured event-store table's new rows."""
+    from jobs.config import read_secret
+    from jobs.landing.postgres import land_postgres
+
     spark = get_spark(settings)
     report = land_files(
         spark, settings.warehouse, landing_dir, run_id, patterns=settings.landing.file_patterns, progress=progress
     )
     progress(report.summary())
+    for source in settings.landing.postgres_sources:
+        from_table = land_postgres(
+            spark, settings.warehouse, source, run_id, password=read_secret(source.password_env), progress=progress
+        )
+        progress(f"{source.source_name}: {from_table.summary()}")
+        report.files.extend(from_table.files)
     return report
 
 
@@ -81,20 +91,59 @@ def build(settings: Settings, run_id: str, progress: Progress = log.info) -> dic
     spark = get_spark(settings)
     silver = build_silver(spark, settings.warehouse, progress=progress)
     watermark = _event_watermark(spark, settings)
-    context = BuildContext(as_of=datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc))
+    as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
+    rows = _build_marts(settings, as_of, lambda mart: staging_path(settings, run_id, mart), progress)
+    _write_build_info(settings, run_id, watermark, silver)
+    return rows
+
+
+def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -> dict[str, str]:
+    """Rebuild every enabled mart as it would have been with only the events that occurred up to
+    `as_of`, into `<warehouse>/replays/as_of=<UTC time>/<mart>`, and validate it there.
+
+    Published marts are never touched; the replay's tables stay for comparison. Returns their paths.
+    """
+    if as_of.tzinfo is None:
+        raise ValueError(f"--as-of {as_of.isoformat()} needs a UTC offset, e.g. 2026-01-20T00:00:00+00:00")
+    as_of = as_of.astimezone(timezone.utc)
+    spark = get_spark(settings)
+    build_silver(spark, settings.warehouse, progress=progress)
+    folder = settings.table_path("replays", f"as_of={as_of:%Y-%m-%dT%H%M%SZ}")
+    _build_marts(settings, as_of, lambda mart: f"{folder}/{mart}", progress)
+    from jobs.validation import raise_for_failures, validate_mart
+
+    results = [
+        validate_mart(
+            spark.read.format("delta").load(f"{folder}/{mart}"),
+            mart_module(mart).CONTRACT,
+            run_id=f"replay as of {as_of.isoformat()}",
+            max_failed_examples=settings.validation.max_failed_examples,
+        )
+        for mart in _enabled_marts(settings)
+    ]
+    for result in results:
+        progress(result.summary())
+    raise_for_failures(results)
+    progress(f"replayed as of {as_of.isoformat()} into {folder}")
+    return {mart: f"{folder}/{mart}" for mart in _enabled_marts(settings)}
+
+
+def _build_marts(settings: Settings, as_of: datetime, path_of: Callable[[str], str], progress: Progress) -> dict[str, int]:
+    """Every enabled mart from silver events that occurred up to `as_of`, each written to `path_of(mart)`."""
+    spark = get_spark(settings)
+    context = BuildContext(as_of=as_of)
     sources: dict[str, DataFrame] = {}
     rows: dict[str, int] = {}
     for mart in _enabled_marts(settings):
         module = mart_module(mart)
         for name in module.INPUTS:
             if name not in sources and name not in MART_NAMES:
-                sources[name] = read_silver(spark, settings.warehouse, name)
-        path = staging_path(settings, run_id, mart)
-        module.build(sources, context).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+                events = read_silver(spark, settings.warehouse, name)
+                sources[name] = events.filter(F.col("occurred_at") <= F.lit(as_of))
+        path = path_of(mart)
+        rows[mart] = overwrite(spark, module.build(sources, context), path)
         sources[mart] = spark.read.format("delta").load(path)
-        rows[mart] = sources[mart].count()
-        progress(f"built {mart} into staging: {rows[mart]} rows")
-    _write_build_info(settings, run_id, watermark, silver)
+        progress(f"built {mart}: {rows[mart]} rows")
     return rows
 
 

