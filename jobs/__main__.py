@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--landing", type=Path, help="folder of event files (default: landing.folder in conf/)")
     run.add_argument("--run-id")
 
+    replay = command(
+        "replay", _replay, "rebuild the marts as of a time into <warehouse>/replays/ (published marts untouched)"
+    )
+    replay.add_argument("--as-of", required=True, type=dt.datetime.fromisoformat, help="ISO-8601 with offset, e.g. 2026-01-20T00:00:00+00:00")
+
     command("status", _status, "show publications and the landing ledger")
     command("demo", _demo, f"simulate three weeks of two tenants into {DEMO_DIR}/ and publish the marts")
     return parser
@@ -145,6 +150,13 @@ def _run(settings: Settings, args) -> None:
     from jobs import pipeline
 
     pipeline.run(settings, args.landing or Path(settings.landing.folder), args.run_id)
+
+
+def _replay(settings: Settings, args) -> None:
+    from jobs import pipeline
+
+    for mart, path in pipeline.replay(settings, args.as_of).items():
+        print(f"{mart}: {path}")
 
 
 def _status(settings: Settings, args) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("LAKEHOUSE_ENV", "ci")
+# py4j logs at INFO from finalizers after pytest closed its capture streams ("Logging error").
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")

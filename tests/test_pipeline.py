@@ -52,6 +52,27 @@ def test_publishing_a_published_run_again_publishes_nothing_twice(spark, publish
     assert log.count() == 2 and _gold(spark, run_settings, "orders").count() == 7
 
 
+def test_a_replay_as_of_a_time_counts_only_events_up_to_it_and_leaves_gold_alone(spark, published):
+    from datetime import datetime
+
+    run_settings, _landing = published
+    paths = pipeline.replay(run_settings, datetime.fromisoformat("2026-01-05T23:59:59+00:00"))
+
+    replayed = spark.read.format("delta").load(paths["orders"])
+    # o5 was created on Jan 6; o1 at 01:30 +02:00 on Jan 6 is 23:30 UTC on Jan 5, so it counts.
+    assert sorted(r["order_id"] for r in replayed.collect()) == ["o1", "o2", "o3", "o4", "o6", "o7"]
+    assert "/replays/as_of=2026-01-05T235959Z/" in paths["orders"]
+    assert _gold(spark, run_settings, "orders").count() == 7
+
+
+def test_a_replay_time_without_an_offset_is_refused(published):
+    from datetime import datetime
+
+    run_settings, _landing = published
+    with pytest.raises(ValueError, match="needs a UTC offset"):
+        pipeline.replay(run_settings, datetime(2026, 1, 5))
+
+
 def test_a_failed_validation_publishes_nothing_and_names_mart_and_expectation(spark, settings, tmp_path, monkeypatch):
     run_settings, landing = _publish_shop(settings, tmp_path)
     versions_before = {m: _gold(spark, run_settings, m).count() for m in ("orders", "basket_daily")}
