@@ -1,0 +1,67 @@
+"""One row per tenant and session date: known sessions, and how many reached each funnel step."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.sessions import known_sessions
+
+CONTRACT = MartContract(
+    name="funnel_daily",
+    version="1.0",
+    grain="one row per tenant and UTC date of the session's start, for dates with a known session",
+    key=("tenant_id", "session_date"),
+    columns=(
+        ("tenant_id", "string"),
+        ("session_date", "date"),
+        ("sessions", "bigint"),
+        # The steps are not nested (a cart add without a view is possible); only
+        # with_valid_order <= with_order <= sessions holds by definition.
+        ("sessions_with_view", "bigint"),
+        ("with_add_to_cart", "bigint"),
+        ("with_order", "bigint"),
+        ("with_valid_order", "bigint"),
+    ),
+)
+
+INPUTS = ("SessionStarted", "ProductViewed", "CartItemAdded", "OrderCreated", "orders")
+
+_SESSION = ["tenant_id", "session_id"]
+
+
+def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
+    """Each known session counts on its own date, at every step any event of which carries its id,
+    whatever that event's own date. Events naming a session without a known SessionStarted find no
+    session here and are left out."""
+    valid_orders = sources["orders"].filter(F.col("is_valid"))
+    sessions = (
+        known_sessions(sources["SessionStarted"])
+        .select(*_SESSION, "session_date")
+        .join(_sessions_in(sources["ProductViewed"], "has_view"), on=_SESSION, how="left")
+        .join(_sessions_in(sources["CartItemAdded"], "has_add_to_cart"), on=_SESSION, how="left")
+        .join(_sessions_in(sources["OrderCreated"], "has_order"), on=_SESSION, how="left")
+        # A valid order's session is that of its first OrderCreated (the orders mart's session_id).
+        .join(_sessions_in(valid_orders, "has_valid_order"), on=_SESSION, how="left")
+    )
+    daily = sessions.groupBy("tenant_id", "session_date").agg(
+        F.count(F.lit(1)).alias("sessions"),
+        F.count("has_view").alias("sessions_with_view"),
+        F.count("has_add_to_cart").alias("with_add_to_cart"),
+        F.count("has_order").alias("with_order"),
+        F.count("has_valid_order").alias("with_valid_order"),
+    )
+    return CONTRACT.conform(daily)
+
+
+def _sessions_in(rows: DataFrame, flag: str) -> DataFrame:
+    """The tenant's sessions named by at least one row, each once, flagged."""
+    return (
+        rows.filter(F.col("session_id").isNotNull())
+        .select(*_SESSION)
+        .distinct()
+        .withColumn(flag, F.lit(True))
+    )

@@ -1,0 +1,92 @@
+"""One row per tenant, UTC date and product: its views, cart adds and removals, and valid-order sales."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.marts.contract import BuildContext, MartContract
+
+CONTRACT = MartContract(
+    name="product_sales_daily",
+    version="1.0",
+    grain="one row per tenant, UTC date and product, where something was viewed, added, removed or sold",
+    key=("tenant_id", "activity_date", "product_id"),
+    columns=(
+        ("tenant_id", "string"),
+        # Views, adds and removals count on their own UTC date; sales on the order date.
+        ("activity_date", "date"),
+        ("product_id", "string"),
+        ("views", "bigint"),
+        ("adds_to_cart", "bigint"),
+        ("removes", "bigint"),
+        # adds_to_cart / views, null without views; not capped, so it may exceed 1.
+        ("view_to_cart_rate", "double"),
+        ("units_sold", "bigint"),
+        ("revenue_cents", "bigint"),
+        # Views and adds have no currency, so it is not in the grain: it is the currency of the row's
+        # sales, null on a row without sales, and null too (revenue summed as recorded) in the rare
+        # row whose sales mix currencies (a tenant switching from v1, always EUR, within the day).
+        ("currency", "string"),
+    ),
+    nullable=("view_to_cart_rate", "currency"),
+)
+
+INPUTS = ("ProductViewed", "CartItemAdded", "CartItemRemoved", "OrderCreated", "orders")
+
+_KEY = ["tenant_id", "activity_date", "product_id"]
+
+
+def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
+    activity = (
+        daily_event_counts(sources["ProductViewed"], "views")
+        .join(daily_event_counts(sources["CartItemAdded"], "adds_to_cart"), on=_KEY, how="full")
+        .join(daily_event_counts(sources["CartItemRemoved"], "removes"), on=_KEY, how="full")
+        .join(daily_sales(sources["orders"], sources["OrderCreated"]), on=_KEY, how="full")
+    )
+    zero_if_none = {name: 0 for name in ("views", "adds_to_cart", "removes", "units_sold", "revenue_cents")}
+    products = activity.fillna(zero_if_none).withColumn(
+        "view_to_cart_rate", F.when(F.col("views") > 0, F.col("adds_to_cart") / F.col("views"))
+    )
+    return CONTRACT.conform(products)
+
+
+def daily_event_counts(events: DataFrame, name: str) -> DataFrame:
+    """Events per tenant, product and the UTC date each occurred on (not quantities: events)."""
+    return (
+        events.withColumn("activity_date", F.to_date("occurred_at"))
+        .groupBy(*_KEY)
+        .agg(F.count(F.lit(1)).alias(name))
+    )
+
+
+def daily_sales(orders: DataFrame, order_created: DataFrame) -> DataFrame:
+    """Items of valid orders on the order date, at each item's unit price. Order-level discounts and
+    refunds are not spread over products, so revenue here is the items' gross amount."""
+    items = (
+        orders.filter(F.col("is_valid"))
+        .select("tenant_id", "order_id", F.col("order_date").alias("activity_date"), "currency")
+        .join(order_items(order_created), on=["tenant_id", "order_id"], how="inner")
+    )
+    return items.groupBy(*_KEY).agg(
+        F.sum("quantity").alias("units_sold"),
+        F.sum(F.col("quantity") * F.col("unit_price_cents")).alias("revenue_cents"),
+        F.when(F.count_distinct("currency") == 1, F.min("currency")).alias("currency"),
+    )
+
+
+def order_items(order_created: DataFrame) -> DataFrame:
+    """The items of each order's first OrderCreated (by stream_version), one row per item line.
+
+    A line without a product_id cannot be put on a product's row and is left out.
+    """
+    first = Window.partitionBy("tenant_id", "order_id").orderBy("stream_version", "global_position")
+    return (
+        order_created.withColumn("_rank", F.row_number().over(first))
+        .filter(F.col("_rank") == 1)
+        .select("tenant_id", "order_id", F.explode("items").alias("item"))
+        .select("tenant_id", "order_id", "item.product_id", "item.quantity", "item.unit_price_cents")
+        .filter(F.col("product_id").isNotNull())
+    )
