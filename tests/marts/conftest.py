@@ -18,7 +18,7 @@ def shop_sources(spark, tmp_path_factory):
     shop_history().write(root / "landing")
     warehouse = str(root / "warehouse")
     land_files(spark, warehouse, root / "landing", "test-run")
-    build_silver(spark, warehouse)
+    build_silver(spark, warehouse, only=mart_module("orders").INPUTS)
     sources = {name: read_silver(spark, warehouse, name) for name in mart_module("orders").INPUTS}
     sources["orders"] = mart_module("orders").build(sources, AS_OF).cache()
     return sources

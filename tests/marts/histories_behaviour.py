@@ -24,10 +24,10 @@ def landed_sources(spark, root: Path, history: History, names: Iterable[str], co
     history.write(root / "landing")
     warehouse = str(root / "warehouse")
     land_files(spark, warehouse, root / "landing", "test-run")
-    build_silver(spark, warehouse)
     wanted = {name for name in names if name != "orders"}
     if "orders" in names:
         wanted |= set(orders.INPUTS)
+    build_silver(spark, warehouse, only=wanted)
     sources = {name: read_silver(spark, warehouse, name) for name in sorted(wanted)}
     if "orders" in names:
         sources["orders"] = orders.build(sources, context).cache()
