@@ -1,0 +1,155 @@
+"""One row per tenant and UTC date with a known session, a valid order, a new customer or a spend."""
+
+from __future__ import annotations
+
+from functools import reduce
+from typing import Mapping
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.sessions import known_sessions
+
+CONTRACT = MartContract(
+    name="marketing_kpis_daily",
+    version="1.0",
+    grain="one row per tenant and UTC date with a known session, a valid order, a first registration or a spend",
+    key=("tenant_id", "activity_date"),
+    columns=(
+        ("tenant_id", "string"),
+        # The UTC date of each thing counted: a session's start, an order's creation, a
+        # registration, and a spend's own spend_date (not when the spend was recorded).
+        ("activity_date", "date"),
+        # The currency of every amount below: the spend's, else the valid orders'; null on a day
+        # with neither.
+        ("currency", "string"),
+        ("sessions", "bigint"),
+        ("visitors", "bigint"),
+        ("valid_orders", "bigint"),
+        ("revenue_cents", "bigint"),
+        # Exact mean net amount of the day's valid orders; refunds do not lower it.
+        ("avg_basket_cents", "double"),
+        # Valid orders of the day / sessions of the day. Not bounded by 1: orders without a session
+        # (phone, marketplace) count, and an order may come a day after its session started.
+        ("conversion_rate", "double"),
+        ("new_customers", "bigint"),
+        ("spend_cents", "bigint"),
+        ("cac_cents", "double"),
+        # Valid orders and spend records in another currency than `currency`: counted in
+        # valid_orders, never added to the amounts. Its suite requires 0, so a day with amounts in
+        # two currencies fails validation and is never published.
+        ("amounts_in_other_currencies", "bigint"),
+    ),
+    nullable=("currency", "avg_basket_cents", "conversion_rate", "cac_cents"),
+)
+
+INPUTS = ("orders", "SessionStarted", "CustomerRegistered", "CampaignSpendRecorded")
+
+_KEY = ["tenant_id", "activity_date"]
+
+
+def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
+    sessions = daily_sessions(sources["SessionStarted"])
+    amounts = daily_amounts(sources["orders"], sources["CampaignSpendRecorded"])
+    registrations = daily_new_customers(sources["CustomerRegistered"])
+    days = (
+        activity_days(sessions, amounts, registrations)
+        .join(sessions, on=_KEY, how="left")
+        .join(amounts, on=_KEY, how="left")
+        .join(registrations, on=_KEY, how="left")
+        .transform(with_defaults)
+        .transform(with_ratios)
+    )
+    return CONTRACT.conform(days)
+
+
+def activity_days(*daily: DataFrame) -> DataFrame:
+    """Every tenant and date that any of the daily frames has a row for."""
+    return reduce(DataFrame.unionByName, [frame.select(*_KEY) for frame in daily]).distinct()
+
+
+def daily_sessions(session_started: DataFrame) -> DataFrame:
+    """Known sessions on the date of their first SessionStarted; visitors are their anonymous_ids."""
+    return (
+        known_sessions(session_started)
+        .groupBy("tenant_id", F.col("session_date").alias("activity_date"))
+        .agg(F.count(F.lit(1)).alias("sessions"), F.countDistinct("anonymous_id").alias("visitors"))
+    )
+
+
+def daily_new_customers(customer_registered: DataFrame) -> DataFrame:
+    """Each customer's first CustomerRegistered (by stream_version) on its UTC date; a repeated
+    registration is not a new customer, and a day with only such a repeat has no row."""
+    first = Window.partitionBy("tenant_id", "customer_id").orderBy("stream_version", "global_position")
+    return (
+        customer_registered.withColumn("_rank", F.row_number().over(first))
+        .filter(F.col("_rank") == 1)
+        .groupBy("tenant_id", F.to_date("occurred_at").alias("activity_date"))
+        .agg(F.count(F.lit(1)).alias("new_customers"))
+    )
+
+
+def daily_amounts(orders: DataFrame, spend_recorded: DataFrame) -> DataFrame:
+    """Valid orders by order date and spend by spend date, summed in the day's currency only."""
+    valid = orders.filter(F.col("is_valid")).select(
+        "tenant_id",
+        F.col("order_date").alias("activity_date"),
+        F.lit(False).alias("is_spend"),
+        F.col("revenue_cents").alias("amount_cents"),
+        "net_cents",
+        "currency",
+        # Spend outranks orders; among orders the latest created names the currency.
+        _precedence(0, F.col("created_at"), F.col("order_id")),
+    )
+    spend = spend_recorded.select(
+        "tenant_id",
+        F.col("spend_date").alias("activity_date"),
+        F.lit(True).alias("is_spend"),
+        F.col("cost_cents").alias("amount_cents"),
+        F.lit(None).cast("bigint").alias("net_cents"),
+        "currency",
+        _precedence(1, F.col("recorded_at"), F.col("event_id")),
+    )
+    amounts = with_row_currency(valid.unionByName(spend), _KEY)
+    in_currency = F.col("currency") == F.col("row_currency")
+    is_order = ~F.col("is_spend")
+    return amounts.groupBy(*_KEY).agg(
+        F.first("row_currency").alias("currency"),
+        _count_if(is_order).alias("valid_orders"),
+        _sum_if(is_order & in_currency, "amount_cents").alias("revenue_cents"),
+        # Refunds do not lower the average basket: it is the mean net amount.
+        F.avg(F.when(is_order & in_currency, F.col("net_cents"))).alias("avg_basket_cents"),
+        _sum_if(F.col("is_spend") & in_currency, "amount_cents").alias("spend_cents"),
+        _count_if(~in_currency).alias("amounts_in_other_currencies"),
+    )
+
+
+def with_row_currency(amounts: DataFrame, key: list[str]) -> DataFrame:
+    """Each amount with the currency of the row it belongs to: that of its highest `_precedence`."""
+    return amounts.withColumn("row_currency", F.max_by("currency", "_precedence").over(Window.partitionBy(*key)))
+
+
+def with_defaults(days: DataFrame) -> DataFrame:
+    zero = ["sessions", "visitors", "valid_orders", "revenue_cents", "new_customers", "spend_cents"]
+    return days.fillna(0, subset=zero + ["amounts_in_other_currencies"])
+
+
+def with_ratios(days: DataFrame) -> DataFrame:
+    """conversion_rate null without sessions; cac_cents (spend per new customer) null without one."""
+    sessions, new_customers = F.col("sessions"), F.col("new_customers")
+    return days.withColumn("conversion_rate", F.when(sessions > 0, F.col("valid_orders") / sessions)).withColumn(
+        "cac_cents", F.when(new_customers > 0, F.col("spend_cents") / new_customers)
+    )
+
+
+def _precedence(rank: int, at: Column, tiebreak: Column) -> Column:
+    return F.struct(F.lit(rank).alias("rank"), at.alias("at"), tiebreak.alias("tiebreak")).alias("_precedence")
+
+
+def _count_if(condition: Column) -> Column:
+    return F.sum(F.when(condition, F.lit(1)).otherwise(F.lit(0))).cast("bigint")
+
+
+def _sum_if(condition: Column, name: str) -> Column:
+    return F.sum(F.when(condition, F.col(name)).otherwise(F.lit(0))).cast("bigint")
