@@ -22,8 +22,8 @@ def landed_sources(spark, folder: Path, history: History, inputs: tuple[str, ...
     history.write(folder / "landing")
     warehouse = str(folder / "warehouse")
     land_files(spark, warehouse, folder / "landing", "test-run")
-    build_silver(spark, warehouse)
     names = dict.fromkeys([*orders.INPUTS, *(name for name in inputs if name != "orders")])
+    build_silver(spark, warehouse, only=names)
     sources = {name: read_silver(spark, warehouse, name) for name in names}
     sources["orders"] = orders.build(sources, context).cache()
     return sources
