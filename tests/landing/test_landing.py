@@ -82,3 +82,25 @@ def test_a_rerun_after_a_stop_before_the_ledger_commit_counts_the_same_and_doubl
     assert after == before
     assert spark.read.format("delta").load(f"{warehouse}/bronze/events").count() == 4
     assert spark.read.format("delta").load(f"{warehouse}/bronze/quarantine").count() == 3
+
+
+def test_gzip_files_land_like_plain_ones_and_a_cut_gzip_keeps_its_earlier_lines(spark, warehouse, tmp_path):
+    import gzip
+
+    history = History()
+    for n in range(3):
+        history.add("OrderConfirmed", f"order-o{n}", {"order_id": f"o{n}"}, "2026-01-05T10:00:00Z")
+    lines = "\n".join(json.dumps(event) for event in history.events) + "\n"
+    landing = tmp_path / "landing" / "2026" / "01"
+    landing.mkdir(parents=True)
+    (landing / "whole.ndjson.gz").write_bytes(gzip.compress(lines.encode()))
+    cut = gzip.compress(("\n".join(json.dumps(dict(e, event_id=e["event_id"] + "-b")) for e in history.events) + "\n").encode() * 200)
+    (landing / "cut.ndjson.gz").write_bytes(cut[: len(cut) // 2])
+
+    land_files(spark, warehouse, tmp_path / "landing", "r1")
+
+    ledger = _ledger(spark, warehouse)
+    assert (ledger["whole.ndjson.gz"]["lines_read"], ledger["whole.ndjson.gz"]["landed"]) == (3, 3)
+    cut_row = ledger["cut.ndjson.gz"]
+    assert cut_row["file_error"].startswith("truncated_gzip")
+    assert cut_row["lines_read"] == cut_row["landed"] + cut_row["duplicates"] + cut_row["quarantined"] > 0
