@@ -61,12 +61,49 @@ def print_status(settings: Settings) -> None:
     landing_summary(spark, settings.warehouse).show(100, truncate=False)
 
 
+def _orders_headline(orders: DataFrame) -> str:
+    row = orders.agg(F.count(F.lit(1)).alias("orders"), F.sum(F.col("is_valid").cast("int")).alias("valid")).first()
+    return f"{row['valid']} of {row['orders']} orders valid"
+
+
+def _carts_headline(carts: DataFrame) -> str:
+    row = carts.agg(*(F.sum(name).alias(name) for name in ("carts", "converted", "abandoned", "open"))).first()
+    return f"{row['carts']} carts: {row['converted']} converted, {row['abandoned']} abandoned, {row['open']} open"
+
+
+def _products_headline(products: DataFrame) -> str:
+    row = products.agg(F.sum("views").alias("views"), F.sum("adds_to_cart").alias("adds"), F.sum("units_sold").alias("units")).first()
+    return f"{row['views']} views, {row['adds']} adds to cart, {row['units']} units sold"
+
+
+def _funnel_headline(funnel: DataFrame) -> str:
+    steps = ("sessions", "sessions_with_view", "with_add_to_cart", "with_order", "with_valid_order")
+    row = funnel.agg(*(F.sum(name).alias(name) for name in steps)).first()
+    return " > ".join(f"{row[name]} {name.replace('sessions_', '').replace('_', ' ')}" for name in steps)
+
+
+def _basket_headline(basket: DataFrame) -> str:
+    return f"{basket.select('tenant_id', 'order_date').distinct().count()} tenant-days with valid orders"
+
+
+_HEADLINES = {
+    "orders": _orders_headline,
+    "basket_daily": _basket_headline,
+    "cart_abandonment_daily": _carts_headline,
+    "product_sales_daily": _products_headline,
+    "funnel_daily": _funnel_headline,
+}
+
+
 def print_demo_summary(settings: Settings) -> None:
     spark = get_spark(settings)
     publications = read_table(spark, PUBLICATIONS, settings.warehouse)
     print("\nPublished marts (Delta tables):")
     for row in publications.groupBy("mart").agg(F.max_by("row_count", "published_at").alias("rows")).orderBy("mart").collect():
-        print(f"  {settings.table_path('gold', row['mart'])}: {row['rows']} rows")
+        path = settings.table_path("gold", row["mart"])
+        headline = _HEADLINES.get(row["mart"])
+        detail = f" ({headline(spark.read.format('delta').load(path))})" if headline else ""
+        print(f"  {path}: {row['rows']} rows{detail}")
     basket = spark.read.format("delta").load(settings.table_path("gold", "basket_daily"))
     print("\nAverage basket per acquisition channel (valid orders, net of discounts):")
     basket.groupBy("tenant_id", "channel_source", "currency").agg(
