@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--as-of", required=True, type=dt.datetime.fromisoformat, help="ISO-8601 with offset, e.g. 2026-01-20T00:00:00+00:00")
 
+    maintain = command("maintain", _maintain, "OPTIMIZE and VACUUM every Delta table of the warehouse")
+    maintain.add_argument("--retention-hours", type=int, help="hours of old files to keep (default: conf maintenance.retention_hours)")
+    maintain.add_argument("--force", action="store_true", help="allow a retention below maintenance.min_retention_hours")
+
     command("status", _status, "show publications and the landing ledger")
     command("demo", _demo, f"simulate three weeks of two tenants into {DEMO_DIR}/ and publish the marts")
     return parser
@@ -157,6 +161,13 @@ def _replay(settings: Settings, args) -> None:
 
     for mart, path in pipeline.replay(settings, args.as_of).items():
         print(f"{mart}: {path}")
+
+
+def _maintain(settings: Settings, args) -> None:
+    from jobs.maintenance import maintain
+
+    tables = maintain(settings, args.retention_hours, force=args.force)
+    print(f"maintained {len(tables)} tables under {settings.warehouse}")
 
 
 def _status(settings: Settings, args) -> None:

@@ -59,6 +59,12 @@ class MartSettings:
 
 
 @dataclass(frozen=True)
+class MaintenanceSettings:
+    retention_hours: int
+    min_retention_hours: int
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str
     warehouse: str
@@ -66,6 +72,7 @@ class Settings:
     landing: LandingSettings
     validation: ValidationSettings
     marts: MartSettings
+    maintenance: MaintenanceSettings
     simulator: dict[str, Any] = field(default_factory=dict)
 
     def table_path(self, layer: str, name: str) -> str:
