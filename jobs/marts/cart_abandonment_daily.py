@@ -9,6 +9,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.streams import first_in_stream
 
 CONTRACT = MartContract(
     name="cart_abandonment_daily",
@@ -83,10 +84,8 @@ def first_adds(adds: DataFrame) -> DataFrame:
     A cart whose adds mix currencies (only across a tenant's switch from v1, always EUR, to v2 in its
     own currency) is counted under the currency of its first add.
     """
-    first = Window.partitionBy(*_CART).orderBy("stream_version", "global_position")
     return (
-        adds.withColumn("_rank", F.row_number().over(first))
-        .filter(F.col("_rank") == 1)
+        first_in_stream(adds, *_CART)
         .select(*_CART, F.to_date("occurred_at").alias("cart_date"), "currency")
     )
 

@@ -9,6 +9,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.streams import first_in_stream
 
 # Privacy: customers are linked by customer_id only. No email or other direct identifier is read
 # into this mart; an erased customer keeps a row (is_erased) with its aggregates.
@@ -94,10 +95,8 @@ def utc(as_of: datetime) -> datetime:
 def first_registrations(customer_registered: DataFrame) -> DataFrame:
     """The first CustomerRegistered of each customer stream (by stream_version); a repeated
     registration changes nothing. Silver is upcast: a v1 referrer is already an acquisition."""
-    first = Window.partitionBy(*_KEY).orderBy("stream_version", "global_position")
     return (
-        customer_registered.withColumn("_rank", F.row_number().over(first))
-        .filter(F.col("_rank") == 1)
+        first_in_stream(customer_registered, *_KEY)
         .select(
             *_KEY,
             F.col("occurred_at").alias("registered_at"),

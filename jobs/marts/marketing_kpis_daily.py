@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.sessions import known_sessions
+from jobs.marts.streams import first_in_stream
 
 CONTRACT = MartContract(
     name="marketing_kpis_daily",
@@ -81,10 +82,8 @@ def daily_sessions(session_started: DataFrame) -> DataFrame:
 def daily_new_customers(customer_registered: DataFrame) -> DataFrame:
     """Each customer's first CustomerRegistered (by stream_version) on its UTC date; a repeated
     registration is not a new customer, and a day with only such a repeat has no row."""
-    first = Window.partitionBy("tenant_id", "customer_id").orderBy("stream_version", "global_position")
     return (
-        customer_registered.withColumn("_rank", F.row_number().over(first))
-        .filter(F.col("_rank") == 1)
+        first_in_stream(customer_registered, "tenant_id", "customer_id")
         .groupBy("tenant_id", F.to_date("occurred_at").alias("activity_date"))
         .agg(F.count(F.lit(1)).alias("new_customers"))
     )

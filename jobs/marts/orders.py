@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.sessions import known_sessions
+from jobs.marts.streams import first_in_stream
 
 CONTRACT = MartContract(
     name="orders",
@@ -76,10 +77,8 @@ def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
 
 def first_order_created(order_created: DataFrame) -> DataFrame:
     """The OrderCreated that opens each order stream (the lowest stream_version)."""
-    first = Window.partitionBy("tenant_id", "order_id").orderBy("stream_version", "global_position")
     return (
-        order_created.withColumn("_rank", F.row_number().over(first))
-        .filter(F.col("_rank") == 1)
+        first_in_stream(order_created, "tenant_id", "order_id")
         .select(
             "tenant_id",
             "order_id",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.streams import first_in_stream
 
 CONTRACT = MartContract(
     name="product_sales_daily",
@@ -82,10 +83,8 @@ def order_items(order_created: DataFrame) -> DataFrame:
 
     A line without a product_id cannot be put on a product's row and is left out.
     """
-    first = Window.partitionBy("tenant_id", "order_id").orderBy("stream_version", "global_position")
     return (
-        order_created.withColumn("_rank", F.row_number().over(first))
-        .filter(F.col("_rank") == 1)
+        first_in_stream(order_created, "tenant_id", "order_id")
         .select("tenant_id", "order_id", F.explode("items").alias("item"))
         .select("tenant_id", "order_id", "item.product_id", "item.quantity", "item.unit_price_cents")
         .filter(F.col("product_id").isNotNull())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from jobs.marts.streams import first_in_stream
 
 
 def known_sessions(session_started: DataFrame) -> DataFrame:
@@ -12,10 +14,8 @@ def known_sessions(session_started: DataFrame) -> DataFrame:
     Its date is the UTC date of that event and its visitor that event's anonymous_id; events naming
     a session without one are left out of session-based counts (they find no row here).
     """
-    first = Window.partitionBy("tenant_id", "session_id").orderBy("stream_version", "global_position")
     return (
-        session_started.withColumn("_rank", F.row_number().over(first))
-        .filter(F.col("_rank") == 1)
+        first_in_stream(session_started, "tenant_id", "session_id")
         .select(
             "tenant_id",
             "session_id",
