@@ -25,6 +25,8 @@ from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
+from jobs.events import ENVELOPE_FIELDS  # a plain tuple; imports no Spark
+
 # Spark and the landing path are imported where used: jobs.config imports the settings class above
 # without starting anything heavy.
 if TYPE_CHECKING:
@@ -33,20 +35,6 @@ if TYPE_CHECKING:
     from jobs.landing.files import LandingReport, ParsedSource, Progress
     from jobs.landing.parse import ParsedEvent, Rejection
 
-# The envelope of spec/events.md, in its order.
-ENVELOPE_FIELDS = (
-    "event_id",
-    "tenant_id",
-    "stream_id",
-    "stream_version",
-    "global_position",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "recorded_at",
-    "data",
-    "metadata",
-)
 # Fields that the database holds as JSON (json/jsonb arrive as text over JDBC).
 JSON_FIELDS = ("data", "metadata")
 

@@ -9,19 +9,11 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.events import ENVELOPE_FIELDS
 from jobs.events.catalog import EventType
 
-ENVELOPE_COLUMNS = (
-    "event_id",
-    "tenant_id",
-    "stream_id",
-    "stream_version",
-    "global_position",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "recorded_at",
-)
+# Silver keeps the envelope but the payload, which it parses into typed columns.
+ENVELOPE_COLUMNS = tuple(name for name in ENVELOPE_FIELDS if name not in ("data", "metadata"))
 
 
 @dataclass(frozen=True)
