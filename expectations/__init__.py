@@ -6,15 +6,24 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 import great_expectations as gx
 
 from expectations.common import table_expectations
 from jobs.marts.contract import MartContract
 
+if TYPE_CHECKING:
+    from expectations.reconciliation import ReconciliationSuite
 
-def suite_for(contract: MartContract) -> gx.ExpectationSuite:
-    """A new suite for the contract's major version: common checks first, then the mart's own."""
+
+def suite_for(contract: MartContract | ReconciliationSuite) -> gx.ExpectationSuite:
+    """A new suite for the contract's major version: common checks first, then the mart's own.
+
+    A run's reconciliation checks (expectations/reconciliation.py) bring their own suite.
+    """
+    if not isinstance(contract, MartContract):
+        return contract.suite()
     try:
         mart = importlib.import_module(f"expectations.{contract.name}")
     except ModuleNotFoundError as error:

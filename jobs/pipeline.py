@@ -112,9 +112,10 @@ def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -
     _build_marts(settings, as_of, lambda mart: f"{folder}/{mart}", progress)
     from jobs.validation import raise_for_failures, validate_mart
 
+    frames = {mart: spark.read.format("delta").load(f"{folder}/{mart}") for mart in _enabled_marts(settings)}
     results = [
         validate_mart(
-            spark.read.format("delta").load(f"{folder}/{mart}"),
+            frames[mart],
             mart_module(mart).CONTRACT,
             run_id=f"replay as of {as_of.isoformat()}",
             max_failed_examples=settings.validation.max_failed_examples,
@@ -123,6 +124,7 @@ def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -
     ]
     for result in results:
         progress(result.summary())
+    results.append(_reconcile(settings, frames, as_of, f"replay as of {as_of.isoformat()}", None, progress))
     raise_for_failures(results)
     progress(f"replayed as of {as_of.isoformat()} into {folder}")
     return {mart: f"{folder}/{mart}" for mart in _enabled_marts(settings)}
@@ -148,16 +150,20 @@ def _build_marts(settings: Settings, as_of: datetime, path_of: Callable[[str], s
 
 
 def validate(settings: Settings, run_id: str, progress: Progress = log.info) -> None:
-    """Validate every staged mart; raise ValidationFailed (nothing publishable) if any fails."""
+    """Validate every staged mart, then reconcile them with silver events and with each other
+    (expectations/reconciliation.py); raise ValidationFailed (nothing publishable) if anything fails."""
     from jobs.validation import raise_for_failures, validate_mart
 
     spark = get_spark(settings)
-    results, versions = [], {}
+    marker = _marker_path(settings, run_id)
+    info = json.loads(marker.with_name("_build.json").read_text())
+    results, versions, frames = [], {}, {}
     for mart in _enabled_marts(settings):
         path = staging_path(settings, run_id, mart)
         versions[mart] = latest_version(spark, path)
+        frames[mart] = spark.read.format("delta").option("versionAsOf", versions[mart]).load(path)
         result = validate_mart(
-            spark.read.format("delta").option("versionAsOf", versions[mart]).load(path),
+            frames[mart],
             mart_module(mart).CONTRACT,
             run_id=run_id,
             data_docs_dir=settings.data_docs_dir,
@@ -165,11 +171,27 @@ def validate(settings: Settings, run_id: str, progress: Progress = log.info) -> 
         )
         results.append(result)
         progress(result.summary())
-    raise_for_failures(results)
-    marker = _marker_path(settings, run_id)
-    info = json.loads(marker.with_name("_build.json").read_text())
-    info["validated"] = {mart: {"staging_version": v, "result": r.summary()} for (mart, v), r in zip(versions.items(), results)}
+    as_of = datetime.fromisoformat(info["event_watermark"]) if info["event_watermark"] else datetime.now(timezone.utc)
+    reconciled = _reconcile(settings, frames, as_of, run_id, settings.data_docs_dir, progress)
+    raise_for_failures([*results, reconciled])
+    info["validated"] = {
+        mart: {"staging_version": v, "result": f"{r.summary()}\n{reconciled.summary()}"}
+        for (mart, v), r in zip(versions.items(), results)
+    }
     marker.write_text(json.dumps(info, indent=2))
+
+
+def _reconcile(settings: Settings, frames: dict[str, DataFrame], as_of: datetime, run_id: str, data_docs_dir: str | None, progress: Progress):
+    from expectations.reconciliation import reconcile
+
+    result, skipped = reconcile(
+        get_spark(settings), settings.warehouse, frames, as_of, run_id=run_id, data_docs_dir=data_docs_dir,
+        max_failed_examples=settings.validation.max_failed_examples,
+    )
+    for sentence in skipped:
+        progress(f"reconciliation: {sentence}")
+    progress(result.summary())
+    return result
 
 
 def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> list[Publication]:

@@ -1,8 +1,11 @@
 """Validate a mart with Great Expectations before it is published, and keep the results as Data Docs.
 
-One GX context per process and Data Docs folder (an ephemeral context, so nothing is written unless
-Data Docs are asked for); each mart's suite, validation definition and checkpoint are built once.
-GX is imported on first use: importing it takes seconds, and DAG files import this module.
+One ephemeral GX context per process; each mart's suite, validation definition and checkpoint are
+built once. GX is imported on first use: importing it takes seconds, and DAG files import this module.
+
+Data Docs are written by `jobs.data_docs` from the GX validation results, as self-contained HTML
+(GX 1.24's own site templates load jQuery, Bootstrap and fonts from CDNs, so they are unreadable
+offline, and its custom views cannot replace those templates: see jobs/data_docs.py).
 """
 
 from __future__ import annotations
@@ -18,15 +21,13 @@ from jobs.marts.contract import MartContract
 
 if TYPE_CHECKING:
     import great_expectations as gx
+
+    from expectations.reconciliation import ReconciliationSuite
     from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
     from great_expectations.data_context import AbstractDataContext
     from pyspark.sql import DataFrame
 
 _DATASOURCE = "marts"
-_SITE = "marts"
-# GX stores the suites and results a Data Docs site is built from here, inside the site's folder:
-# the site's index drops every page whose source is gone, so they must outlive the process.
-_SITE_SOURCES = "_gx_sources"
 # GX's Spark metrics register the batch as one session-wide temp view, `tmp_view`: two validations
 # running at once in a process would read each other's frame.
 _ONE_VALIDATION_AT_A_TIME = threading.Lock()
@@ -81,21 +82,44 @@ def validate_mart(
     The frame is cached for the validation (GX scans it once per metric) unless the caller cached
     it already, in which case it stays cached.
     """
+    return _validate(frame, contract, contract.name, run_id, data_docs_dir, max_failed_examples)
+
+
+def validate_reconciliation(
+    frame: DataFrame,
+    suite: ReconciliationSuite,
+    *,
+    run_id: str,
+    data_docs_dir: str | None = None,
+    max_failed_examples: int = 5,
+) -> SuiteResult:
+    """Validate a run's reconciliation frame (expectations/reconciliation.py) like a mart."""
+    return _validate(frame, suite, suite.name, run_id, data_docs_dir, max_failed_examples)
+
+
+def _validate(
+    frame: DataFrame,
+    source: MartContract | ReconciliationSuite,
+    label: str,
+    run_id: str,
+    data_docs_dir: str | None,
+    max_failed_examples: int,
+) -> SuiteResult:
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     site_dir = _local_folder(data_docs_dir) if data_docs_dir else None
     with _ONE_VALIDATION_AT_A_TIME, _cached(frame):
-        context = _context(site_dir)
-        checkpoint = _checkpoint(contract, site_dir)
+        checkpoint = _checkpoint(source)
         outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=run_id))
-        ((key, result),) = outcome.run_results.items()
+        ((_key, result),) = outcome.run_results.items()
         _add_values(result, checkpoint.validation_definitions[0], frame, max_failed_examples)
-        context.validation_results_store.set(key, result)
-        if site_dir:
-            suite_key = ExpectationSuiteIdentifier(name=result.suite_name)
-            context.build_data_docs(site_names=[_SITE], resource_identifiers=[key, suite_key])
-    return _suite_result(contract.name, result)
+    suite_result = _suite_result(label, result)
+    if site_dir:
+        from jobs import data_docs
+
+        version = source.version if isinstance(source, MartContract) else None
+        data_docs.record_validation(site_dir, _docs_record(label, version, run_id, result, suite_result))
+    return suite_result
 
 
 def raise_for_failures(results: Sequence[SuiteResult]) -> None:
@@ -110,7 +134,7 @@ def _local_folder(path: str) -> str:
 
 
 @functools.cache
-def _context(data_docs_dir: str | None) -> AbstractDataContext:
+def _context() -> AbstractDataContext:
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -118,62 +142,41 @@ def _context(data_docs_dir: str | None) -> AbstractDataContext:
         ProgressBarsConfig,
     )
 
-    defaults = InMemoryStoreBackendDefaults()
-    stores = dict(defaults.stores)
-    sites: dict[str, Any] = {}
-    if data_docs_dir:
-        sources = Path(data_docs_dir) / _SITE_SOURCES
-        stores[defaults.expectations_store_name] = _filesystem_store("ExpectationsStore", sources / "expectations")
-        stores[defaults.validation_results_store_name] = _filesystem_store(
-            "ValidationResultsStore", sources / "validations"
-        )
-        sites[_SITE] = {
-            "class_name": "SiteBuilder",
-            "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": data_docs_dir},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }
     config = DataContextConfig(
-        store_backend_defaults=defaults,
-        stores=stores,
-        data_docs_sites=sites,
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
         analytics_enabled=False,
         # tqdm bars on stderr for every validation otherwise.
         progress_bars=ProgressBarsConfig(globally=False),
     )
     context = gx.get_context(mode="ephemeral", project_config=config)
-    # persist=False: GX would cache every frame it validates and never release it; validate_mart
+    # persist=False: GX would cache every frame it validates and never release it; _validate
     # caches for the duration of the validation instead.
     context.data_sources.add_spark(name=_DATASOURCE, persist=False)
     return context
 
 
-def _filesystem_store(class_name: str, folder: Path) -> dict[str, Any]:
-    return {
-        "class_name": class_name,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
-    }
-
-
 @functools.cache
-def _validation_definition(contract: MartContract, data_docs_dir: str | None) -> gx.ValidationDefinition:
+def _validation_definition(source: MartContract | ReconciliationSuite) -> gx.ValidationDefinition:
     import great_expectations as gx
 
     from expectations import suite_for
 
-    context = _context(data_docs_dir)
-    suite = context.suites.add_or_update(suite_for(contract))
-    asset = context.data_sources.get(_DATASOURCE).add_dataframe_asset(name=suite.name)
+    context = _context()
+    suite = context.suites.add_or_update(suite_for(source))
+    # A mart's suite is fixed by its contract; a reconciliation suite by the checks of the run, so
+    # each set of checks gets its own definition (under the same suite name, for the Data Docs).
+    name = suite.name if isinstance(source, MartContract) else f"{suite.name}_{abs(hash(source)):x}"
+    asset = context.data_sources.get(_DATASOURCE).add_dataframe_asset(name=name)
     batch = asset.add_batch_definition_whole_dataframe(name="whole frame")
-    return context.validation_definitions.add(gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
+    return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
 
 
 @functools.cache
-def _checkpoint(contract: MartContract, data_docs_dir: str | None) -> gx.Checkpoint:
+def _checkpoint(source: MartContract | ReconciliationSuite) -> gx.Checkpoint:
     import great_expectations as gx
 
-    definition = _validation_definition(contract, data_docs_dir)
-    return _context(data_docs_dir).checkpoints.add(
+    definition = _validation_definition(source)
+    return _context().checkpoints.add(
         # BOOLEAN_ONLY first, then the failures again with their values (see _add_values).
         gx.Checkpoint(name=definition.name, validation_definitions=[definition], result_format="BOOLEAN_ONLY")
     )
@@ -208,6 +211,32 @@ def _add_values(
         else each
         for each in result.results
     ]
+
+
+def _docs_record(
+    label: str, contract_version: str | None, run_id: str, result: ExpectationSuiteValidationResult, summary: SuiteResult
+) -> dict:
+    """What the Data Docs page shows of one validation: each expectation as the error messages word
+    it, with the observed value where GX returned one (failures, and the column list)."""
+    from datetime import datetime, timezone
+
+    return {
+        "run_id": run_id,
+        "suite": result.suite_name,
+        "label": label,
+        "contract_version": contract_version,
+        "validated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "success": summary.success,
+        "evaluated": summary.evaluated,
+        "expectations": [
+            {
+                "expectation": _describe(each),
+                "success": bool(each.success),
+                "observed": "" if each.success else _observed(each),
+            }
+            for each in result.results
+        ],
+    }
 
 
 def _suite_result(mart: str, result: ExpectationSuiteValidationResult) -> SuiteResult:

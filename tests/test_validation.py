@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -203,16 +204,32 @@ def test_failures_quote_at_most_the_asked_number_of_examples(spark: SparkSession
     assert failure.observed == "5 of 5 rows unexpected, e.g. 'odd0', 'odd1'"
 
 
-def test_data_docs_index_lists_every_run_of_the_marts_suite(spark: SparkSession, tmp_path) -> None:
+def test_data_docs_index_lists_every_run_and_each_run_page_its_suites(spark: SparkSession, tmp_path) -> None:
     docs = tmp_path / "data_docs"
-    for run_id in ("run-1", "run-2"):
+    for run_id in ("run-1", "run:2+00"):
         validate_mart(mart_frame(spark, ORDERS, some_orders()), ORDERS, run_id=run_id, data_docs_dir=str(docs))
+    rows = [*some_orders(), an_order(order_id="o4", is_first_valid_order=False, order_source="fax")]
+    validate_mart(mart_frame(spark, ORDERS, rows), ORDERS, run_id="run-3", data_docs_dir=str(docs))
 
     index = (docs / "index.html").read_text(encoding="utf-8")
-    assert "orders_v1" in index
-    assert "run-1" in index and "run-2" in index
-    assert (docs / "expectations" / "orders_v1.html").exists()
-    assert len(list((docs / "validations" / "orders_v1").glob("run-*/*/*.html"))) == 2
+    assert all(f'href="runs/{folder}/index.html"' in index for folder in ("run-1", "run_2_00", "run-3"))
+    passed = (docs / "runs" / "run-1" / "index.html").read_text(encoding="utf-8")
+    assert "orders_v1, contract 1.0:" in passed and "29 of 29 expectations met" in passed
+    failed = (docs / "runs" / "run-3" / "index.html").read_text(encoding="utf-8")
+    assert "28 of 29 expectations met" in failed
+    assert "1 of 4 rows unexpected, e.g. &#x27;fax&#x27;" in failed
+
+
+def test_data_docs_pages_load_nothing_from_the_network(spark: SparkSession, tmp_path) -> None:
+    docs = tmp_path / "data_docs"
+    validate_mart(mart_frame(spark, ORDERS, some_orders()), ORDERS, run_id="offline", data_docs_dir=str(docs))
+
+    pages = list(docs.rglob("*.html"))
+    assert len(pages) == 2
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text, re.IGNORECASE), page
+        assert "<script" not in text and "@import" not in text, page
 
 
 def test_validation_leaves_the_frame_uncached_as_it_found_it(spark: SparkSession) -> None:

@@ -1,0 +1,110 @@
+"""Data Docs: the Great Expectations validation results of every run as self-contained HTML.
+
+Layout under the Data Docs folder (`validation.data_docs_dir`, by default `<warehouse>/data_docs`):
+
+    index.html                  every run, newest first, with its verdict and a link to its page
+    runs/<run>/index.html       one page per run: every suite validated in it (marts, reconciliation),
+                                each expectation as GX evaluated it, met or not, with the observed value
+    runs/<run>/<suite>.json     what the page is rendered from (one file per suite validated)
+
+Why not GX's own site builder: in GX 1.24 every page template (`page.j2`, `index_page.j2`,
+`js_script_imports.j2`) loads jQuery, Bootstrap, bootstrap-table, Font Awesome and Vega from CDNs,
+and its index table is filled in by that JavaScript, so without network access the index is empty.
+`custom_views_directory` does not help: GX appends it after its own template loader, so a template
+of the same name never replaces GX's. These pages carry their styles inline and need no script.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.failed { background: #fde8e8; }
+.passed { color: #176f2c; }
+.verdict-failed { color: #b00020; font-weight: bold; }
+code { font-size: 0.9em; white-space: pre-wrap; }
+"""
+
+
+def record_validation(site_dir: str, record: dict[str, Any]) -> Path:
+    """Keep one suite's validation of a run and render that run's page and the index again."""
+    run_dir = Path(site_dir) / "runs" / _folder_name(record["run_id"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / f"{_folder_name(record['suite'])}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    page = run_dir / "index.html"
+    page.write_text(_run_page(_records(run_dir)), encoding="utf-8")
+    (Path(site_dir) / "index.html").write_text(_index_page(Path(site_dir) / "runs"), encoding="utf-8")
+    return page
+
+
+def _records(run_dir: Path) -> list[dict[str, Any]]:
+    records = [json.loads(path.read_text(encoding="utf-8")) for path in run_dir.glob("*.json")]
+    return sorted(records, key=lambda record: (record["validated_at"], record["suite"]))
+
+
+def _run_page(records: list[dict[str, Any]]) -> str:
+    run_id = records[0]["run_id"]
+    sections = []
+    for record in records:
+        met = sum(each["success"] for each in record["expectations"])
+        version = f", contract {record['contract_version']}" if record.get("contract_version") else ""
+        rows = "".join(
+            f"<tr class=\"{'passed' if each['success'] else 'failed'}\"><td><code>{_e(each['expectation'])}</code></td>"
+            f"<td>{'met' if each['success'] else 'FAILED'}</td><td>{_e(each['observed'])}</td></tr>"
+            for each in record["expectations"]
+        )
+        sections.append(
+            f"<h2 id=\"{_e(record['suite'])}\">{_e(record['suite'])}{_e(version)}: {_verdict(record['success'])}</h2>"
+            f"<p>{met} of {len(record['expectations'])} expectations met; validated {_e(record['validated_at'])}.</p>"
+            f"<table><tr><th>expectation</th><th>result</th><th>observed</th></tr>{rows}</table>"
+        )
+    title = f"Validation of run {run_id}"
+    body = f"<p><a href=\"../../index.html\">All runs</a></p><h1>{_e(title)}</h1>{''.join(sections)}"
+    return _page(title, body)
+
+
+def _index_page(runs_dir: Path) -> str:
+    runs = [_records(folder) for folder in runs_dir.iterdir() if folder.is_dir()]
+    runs = sorted((records for records in runs if records), key=lambda rs: rs[-1]["validated_at"], reverse=True)
+    rows = "".join(
+        f"<tr class=\"{'passed' if all(r['success'] for r in records) else 'failed'}\">"
+        f"<td><a href=\"runs/{_e(_folder_name(records[0]['run_id']))}/index.html\">{_e(records[0]['run_id'])}</a></td>"
+        f"<td>{_e(records[-1]['validated_at'])}</td>"
+        f"<td>{_verdict(all(r['success'] for r in records))}</td>"
+        f"<td>{', '.join(_e(r['suite']) + ('' if r['success'] else ' (FAILED)') for r in records)}</td></tr>"
+        for records in runs
+    )
+    body = (
+        "<h1>Data Docs: validations of the marts</h1>"
+        "<p>Every run's Great Expectations validation, newest first.</p>"
+        f"<table><tr><th>run</th><th>validated</th><th>verdict</th><th>suites</th></tr>{rows}</table>"
+    )
+    return _page("Data Docs", body)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head>\n<body>{body}</body></html>\n"
+    )
+
+
+def _verdict(success: bool) -> str:
+    return "<span class=\"passed\">passed</span>" if success else "<span class=\"verdict-failed\">FAILED</span>"
+
+
+def _folder_name(name: str) -> str:
+    """Run ids become folder names; Airflow's contain ':' and '+'."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
