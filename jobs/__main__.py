@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from jobs.config import ConfigError, Settings, load_settings
+from jobs.marts import MART_NAMES  # names only; imports no Spark
 
 log = logging.getLogger("jobs")
 
@@ -91,7 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     maintain.add_argument("--retention-hours", type=int, help="hours of old files to keep (default: conf maintenance.retention_hours)")
     maintain.add_argument("--force", action="store_true", help="allow a retention below maintenance.min_retention_hours")
 
-    command("status", _status, "show publications and the landing ledger")
+    rollback = command(
+        "rollback", _rollback, "restore a published mart to an earlier logged publication (a new Delta commit, logged)"
+    )
+    rollback.add_argument("mart", choices=MART_NAMES, metavar="MART", help=f"one of: {', '.join(MART_NAMES)}")
+    rollback.add_argument("--to", type=int, required=True, dest="to_version", metavar="VERSION",
+                          help="the Delta table version of a logged publication (python -m jobs status lists them)")
+    rollback.add_argument("--major", type=_positive_int, help="the contract major version's table (default: the current contract's)")
+
+    command("status", _status, "show publications, rollbacks and the landing ledger")
     command("demo", _demo, f"simulate three weeks of two tenants into {DEMO_DIR}/ and publish the marts")
     return parser
 
@@ -168,6 +177,14 @@ def _maintain(settings: Settings, args) -> None:
 
     tables = maintain(settings, args.retention_hours, force=args.force)
     print(f"maintained {len(tables)} tables under {settings.warehouse}")
+
+
+def _rollback(settings: Settings, args) -> None:
+    from jobs.publications import rollback
+
+    entry = rollback(settings, args.mart, args.to_version, args.major)
+    if entry is not None:
+        print(f"{entry.table.sql_name}: version {args.to_version} restored as version {entry.table_version} ({entry.row_count} rows)")
 
 
 def _status(settings: Settings, args) -> None:

@@ -65,6 +65,16 @@ class MaintenanceSettings:
 
 
 @dataclass(frozen=True)
+class PublicationSettings:
+    # How long a superseded major version of a mart stays supported (jobs/publications.py).
+    major_version_support_days: int
+
+    def __post_init__(self) -> None:
+        if self.major_version_support_days < 0:
+            raise ValueError(f"major_version_support_days must be 0 or more, got {self.major_version_support_days}")
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str
     warehouse: str
@@ -73,6 +83,7 @@ class Settings:
     validation: ValidationSettings
     marts: MartSettings
     maintenance: MaintenanceSettings
+    publication: PublicationSettings
     simulator: dict[str, Any] = field(default_factory=dict)
 
     def table_path(self, layer: str, name: str) -> str:

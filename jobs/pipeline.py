@@ -27,7 +27,7 @@ from jobs.marts import MART_NAMES, mart_module
 from jobs.marts.contract import BuildContext
 from jobs.silver import SilverReport, build_silver, read_silver
 from jobs.spark import get_spark
-from jobs.tables import BRONZE_EVENTS, PUBLICATIONS, ensure_table, insert_new, latest_version, overwrite, read_table
+from jobs.tables import BRONZE_EVENTS, latest_version, overwrite, read_table
 
 log = logging.getLogger("jobs")
 Progress = Callable[[str], None]
@@ -60,7 +60,10 @@ def staging_path(settings: Settings, run_id: str, mart: str) -> str:
 
 
 def gold_path(settings: Settings, mart: str) -> str:
-    return settings.table_path("gold", mart)
+    """Where the mart's current contract is published (gold/<mart>, or gold/<mart>_v<major>)."""
+    from jobs.publications import current_table
+
+    return current_table(settings, mart).path
 
 
 def _marker_path(settings: Settings, run_id: str) -> Path:
@@ -195,13 +198,19 @@ def _reconcile(settings: Settings, frames: dict[str, DataFrame], as_of: datetime
 
 
 def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> list[Publication]:
-    """Copy each validated staging table into gold in one commit, log it, and clear staging."""
+    """Copy each validated staging table into its published table in one commit, log it, and clear
+    staging. A mart whose contract has a new major version goes to a new table beside the old one
+    (jobs/publications.py), and the old one gets an end of support date in the log."""
+    from jobs import publications
+
     spark = get_spark(settings)
-    log_path = ensure_table(spark, PUBLICATIONS, settings.warehouse)
     # A rerun of publish (an Airflow retry, a cleared task) publishes nothing twice.
     already = {
         row["mart"]
-        for row in spark.read.format("delta").load(log_path).filter((F.col("run_id") == run_id) & (F.col("action") == "publish")).select("mart").collect()
+        for row in publications.read_log(spark, settings.warehouse)
+        .filter((F.col("run_id") == run_id) & (F.col("action") == publications.PUBLISH))
+        .select("mart")
+        .collect()
     }
     todo = [mart for mart in _enabled_marts(settings) if mart not in already]
     if not todo:
@@ -211,28 +220,49 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
     if not marker.exists():
         raise PublicationRefused(f"run {run_id} has no passed validation: nothing published")
     info = json.loads(marker.read_text())
-    publications = []
+    unvalidated = [mart for mart in todo if mart not in info["validated"]]
+    if unvalidated:
+        raise PublicationRefused(f"{', '.join(unvalidated)} not validated in run {run_id}: nothing published")
     for mart in todo:
-        if mart not in info["validated"]:
-            raise PublicationRefused(f"{mart} was not validated in run {run_id}: nothing more published")
+        publications.check_major_version(spark, settings, mart, mart_module(mart).CONTRACT.major_version)
+    watermark = datetime.fromisoformat(info["event_watermark"]) if info["event_watermark"] else None
+    published_list = []
+    for mart in todo:
+        contract = mart_module(mart).CONTRACT
+        table = publications.published_table(settings, mart, contract.major_version)
         validated = info["validated"][mart]
         staged = spark.read.format("delta").option("versionAsOf", validated["staging_version"]).load(
             staging_path(settings, run_id, mart)
         )
-        target = gold_path(settings, mart)
-        staged.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(target)
+        staged.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(table.path)
+        version = latest_version(spark, table.path)
         published = Publication(
             mart=mart,
-            contract_version=mart_module(mart).CONTRACT.version,
-            table_path=target,
-            table_version=latest_version(spark, target),
-            row_count=spark.read.format("delta").load(target).count(),
+            contract_version=contract.version,
+            table_path=table.path,
+            table_version=version,
+            row_count=spark.read.format("delta").option("versionAsOf", version).load(table.path).count(),
         )
-        _log_publication(spark, log_path, published, run_id, info["event_watermark"], validated["result"])
-        publications.append(published)
-        progress(f"published {mart} v{published.contract_version} as table version {published.table_version}: {published.row_count} rows")
+        publications.append(
+            spark,
+            settings.warehouse,
+            publications.LogEntry(
+                mart=mart,
+                contract_version=contract.version,
+                table=table,
+                table_version=version,
+                run_id=run_id,
+                event_watermark=watermark,
+                row_count=published.row_count,
+                validation_result=validated["result"],
+                action=publications.PUBLISH,
+            ),
+        )
+        publications.end_older_majors(spark, settings, mart, table, progress)
+        published_list.append(published)
+        progress(f"published {mart} v{contract.version} to {table.sql_name} as table version {version}: {published.row_count} rows")
     shutil.rmtree(settings.table_path("staging", safe_run_id(run_id)), ignore_errors=True)
-    return publications
+    return published_list
 
 
 def run(settings: Settings, landing_dir: Path, run_id: str | None = None, progress: Progress = log.info) -> list[Publication]:
@@ -263,26 +293,3 @@ def _write_build_info(settings: Settings, run_id: str, watermark: str | None, si
     marker.unlink(missing_ok=True)  # a rebuild invalidates an earlier validation of this run
     info = {"run_id": run_id, "event_watermark": watermark, "silver": silver.summary()}
     marker.with_name("_build.json").write_text(json.dumps(info, indent=2))
-
-
-def _log_publication(
-    spark: SparkSession, log_path: str, published: Publication, run_id: str, watermark: str | None, result: str
-) -> None:
-    row = spark.createDataFrame(
-        [
-            (
-                published.mart,
-                published.contract_version,
-                published.table_path,
-                published.table_version,
-                run_id,
-                datetime.fromisoformat(watermark) if watermark else None,
-                published.row_count,
-                result,
-                "publish",
-                datetime.now(timezone.utc),
-            )
-        ],
-        PUBLICATIONS.ddl,
-    )
-    insert_new(spark, row, log_path, ("mart", "table_version", "action"))

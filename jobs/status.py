@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from jobs.config import Settings
 from jobs.silver import silver_path
 from jobs.spark import get_spark
-from jobs.tables import BRONZE_EVENTS, LANDING_LEDGER, PUBLICATIONS, read_table
+from jobs.tables import BRONZE_EVENTS, LANDING_LEDGER, read_table
 
 LEDGER_COUNTS = ("lines_read", "landed", "duplicates", "quarantined", "conflicting_duplicates", "unknown_event_types")
 
@@ -50,15 +50,27 @@ def _held_back_per_run(spark: SparkSession, warehouse: str, ledger: DataFrame) -
 def print_status(settings: Settings) -> None:
     spark = get_spark(settings)
     print(f"warehouse: {settings.warehouse}\n")
-    print("Latest publication per mart:")
-    publications = read_table(spark, PUBLICATIONS, settings.warehouse)
-    latest = publications.groupBy("mart").agg(F.max("published_at").alias("published_at"))
-    publications.join(latest, on=["mart", "published_at"], how="inner").select(
-        "mart", "contract_version", "table_version", "row_count", "event_watermark", "run_id", "action", "published_at"
-    ).orderBy("mart").show(truncate=False)
+    print_publications(spark, settings.warehouse)
     print("Landing per source and run (lines read = landed + duplicates + quarantined; conflicting duplicates")
     print("are part of quarantined; unknown types and held back are landed but not projected into the marts):")
     landing_summary(spark, settings.warehouse).show(100, truncate=False)
+
+
+def print_publications(spark: SparkSession, warehouse: str) -> None:
+    """Per published table, its latest log row (publish, rollback or end_of_support); every rollback."""
+    from jobs.publications import ROLLBACK, read_log
+
+    log = read_log(spark, warehouse)
+    latest = log.groupBy("table_path").agg(F.max_by(F.struct(*log.columns), "published_at").alias("row")).select("row.*")
+    print("Published tables (the latest log entry of each; supported_until: end of support of a superseded major):")
+    latest.select(
+        "mart", "sql_name", "contract_version", "table_version", "action", "row_count", "event_watermark", "run_id",
+        "published_at", "supported_until",
+    ).orderBy("mart", "sql_name").show(100, truncate=False)
+    print("Rollbacks (restored_version: the publication restored, as table_version; run_id: the run it came from):")
+    log.filter(F.col("action") == ROLLBACK).select(
+        "mart", "sql_name", "restored_version", "table_version", "run_id", "row_count", "published_at"
+    ).orderBy("published_at").show(100, truncate=False)
 
 
 def _orders_headline(orders: DataFrame) -> str:
@@ -124,10 +136,12 @@ _HEADLINES = {
 
 def print_demo_summary(settings: Settings) -> None:
     spark = get_spark(settings)
-    publications = read_table(spark, PUBLICATIONS, settings.warehouse)
+    from jobs.publications import current_table, read_log
+
+    publications = read_log(spark, settings.warehouse)
     print("\nPublished marts (Delta tables):")
     for row in publications.groupBy("mart").agg(F.max_by("row_count", "published_at").alias("rows")).orderBy("mart").collect():
-        path = settings.table_path("gold", row["mart"])
+        path = current_table(settings, row["mart"]).path
         mart = spark.read.format("delta").load(path)
         headline = _HEADLINES.get(row["mart"])
         detail = f" ({headline(mart)})" if headline else ""
@@ -136,7 +150,7 @@ def print_demo_summary(settings: Settings) -> None:
             mixed = mart.filter(F.col("amounts_in_other_currencies") > 0).count()
             if mixed:
                 print(f"    {mixed} rows add amounts recorded in two currencies (see amounts_in_other_currencies)")
-    basket = spark.read.format("delta").load(settings.table_path("gold", "basket_daily"))
+    basket = spark.read.format("delta").load(current_table(settings, "basket_daily").path)
     print("\nAverage basket per acquisition channel (valid orders, net of discounts):")
     basket.groupBy("tenant_id", "channel_source", "currency").agg(
         F.sum("valid_orders").alias("valid_orders"),

@@ -55,7 +55,11 @@ PUBLICATIONS = TableSpec(
     "mart STRING NOT NULL, contract_version STRING NOT NULL, table_path STRING NOT NULL, "
     "table_version BIGINT NOT NULL, run_id STRING NOT NULL, event_watermark TIMESTAMP, "
     "row_count BIGINT NOT NULL, validation_result STRING NOT NULL, action STRING NOT NULL, "
-    "published_at TIMESTAMP NOT NULL",
+    "published_at TIMESTAMP NOT NULL, "
+    # Added with major versions and rollback (jobs/publications.py adds them to an older log):
+    # the SQL name of the published table, the end of support of a superseded major, and the
+    # table version a rollback restored.
+    "sql_name STRING, supported_until TIMESTAMP, restored_version BIGINT",
 )
 
 

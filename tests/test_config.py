@@ -115,3 +115,9 @@ def test_a_secret_is_read_from_the_environment_variable_the_configuration_names(
     assert read_secret("STORE_PASSWORD", environ={"STORE_PASSWORD": "s3cret"}) == "s3cret"
     with pytest.raises(ConfigError, match="STORE_PASSWORD is not set"):
         read_secret("STORE_PASSWORD", environ={})
+
+
+def test_a_negative_support_period_for_old_major_versions_is_refused(conf_dir):
+    (conf_dir / "ci.yaml").write_text("publication:\n  major_version_support_days: -1\n")
+    with pytest.raises(ConfigError, match=r"publication: major_version_support_days must be 0 or more, got -1"):
+        load_settings("ci", conf_dir=conf_dir, environ={})
