@@ -6,6 +6,7 @@ Layout under the Data Docs folder (`validation.data_docs_dir`, by default `<ware
     runs/<run>/index.html       one page per run: every suite validated in it (marts, reconciliation),
                                 each expectation as GX evaluated it, met or not, with the observed value
     runs/<run>/<suite>.json     what the page is rendered from (one file per suite validated)
+    runs.json                   what the index is rendered from: per run, its time and suites' verdicts
 
 Why not GX's own site builder: in GX 1.24 every page template (`page.j2`, `index_page.j2`,
 `js_script_imports.j2`) loads jQuery, Bootstrap, bootstrap-table, Font Awesome and Vega from CDNs,
@@ -41,7 +42,15 @@ def record_validation(site_dir: str, record: dict[str, Any]) -> Path:
     (run_dir / f"{_folder_name(record['suite'])}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     page = run_dir / "index.html"
     page.write_text(_run_page(_records(run_dir)), encoding="utf-8")
-    (Path(site_dir) / "index.html").write_text(_index_page(Path(site_dir) / "runs"), encoding="utf-8")
+    # The index is rendered from one small summary file, not from every run's files: a year of
+    # hourly runs is thousands of folders.
+    summary_path = Path(site_dir) / "runs.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+    run = summary.setdefault(record["run_id"], {"folder": run_dir.name, "suites": {}})
+    run["validated_at"] = record["validated_at"]
+    run["suites"][record["suite"]] = record["success"]
+    summary_path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    (Path(site_dir) / "index.html").write_text(_index_page(summary), encoding="utf-8")
     return page
 
 
@@ -71,16 +80,15 @@ def _run_page(records: list[dict[str, Any]]) -> str:
     return _page(title, body)
 
 
-def _index_page(runs_dir: Path) -> str:
-    runs = [_records(folder) for folder in runs_dir.iterdir() if folder.is_dir()]
-    runs = sorted((records for records in runs if records), key=lambda rs: rs[-1]["validated_at"], reverse=True)
+def _index_page(summary: dict[str, dict[str, Any]]) -> str:
+    runs = sorted(summary.items(), key=lambda item: item[1]["validated_at"], reverse=True)
     rows = "".join(
-        f"<tr class=\"{'passed' if all(r['success'] for r in records) else 'failed'}\">"
-        f"<td><a href=\"runs/{_e(_folder_name(records[0]['run_id']))}/index.html\">{_e(records[0]['run_id'])}</a></td>"
-        f"<td>{_e(records[-1]['validated_at'])}</td>"
-        f"<td>{_verdict(all(r['success'] for r in records))}</td>"
-        f"<td>{', '.join(_e(r['suite']) + ('' if r['success'] else ' (FAILED)') for r in records)}</td></tr>"
-        for records in runs
+        f"<tr class=\"{'passed' if all(run['suites'].values()) else 'failed'}\">"
+        f"<td><a href=\"runs/{_e(run['folder'])}/index.html\">{_e(run_id)}</a></td>"
+        f"<td>{_e(run['validated_at'])}</td>"
+        f"<td>{_verdict(all(run['suites'].values()))}</td>"
+        f"<td>{', '.join(_e(suite) + ('' if ok else ' (FAILED)') for suite, ok in run['suites'].items())}</td></tr>"
+        for run_id, run in runs
     )
     body = (
         "<h1>Data Docs: validations of the marts</h1>"
