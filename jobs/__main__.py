@@ -71,8 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--landing", type=Path, help="folder of event files (default: landing.folder in conf/)")
     land.add_argument("--run-id")
 
-    build = command("build", _build, "rebuild silver and stage every enabled mart for a run")
+    build = command("build", _build, "bring silver up to date and stage every enabled mart for a run")
     build.add_argument("--run-id", required=True)
+    build.add_argument("--full", action="store_true", help="rebuild silver and every mart from all events")
     validate = command("validate", _validate, "validate a run's staged marts (Great Expectations)")
     validate.add_argument("--run-id", required=True)
     publish = command("publish", _publish, "publish a run's validated marts to gold")
@@ -81,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     run = command("run", _run, "land, build, validate and publish once")
     run.add_argument("--landing", type=Path, help="folder of event files (default: landing.folder in conf/)")
     run.add_argument("--run-id")
+    run.add_argument("--full", action="store_true", help="rebuild silver and every mart from all events")
+
+    backfill = command(
+        "backfill", _backfill, "restate the marts' days in a range from all events, validate and publish"
+    )
+    backfill.add_argument("--start", required=True, type=dt.date.fromisoformat, help="first UTC day (YYYY-MM-DD)")
+    backfill.add_argument("--end", required=True, type=dt.date.fromisoformat, help="last UTC day, inclusive")
+    backfill.add_argument("--marts", type=lambda text: [m.strip() for m in text.split(",") if m.strip()], help="comma-separated (default: every enabled mart)")
+    backfill.add_argument("--run-id")
 
     replay = command(
         "replay", _replay, "rebuild the marts as of a time into <warehouse>/replays/ (published marts untouched)"
@@ -135,7 +145,7 @@ def _land(settings: Settings, args) -> None:
 def _build(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.build(settings, args.run_id)
+    pipeline.build(settings, args.run_id, full=args.full)
 
 
 def _validate(settings: Settings, args) -> None:
@@ -153,7 +163,16 @@ def _publish(settings: Settings, args) -> None:
 def _run(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.run(settings, args.landing or Path(settings.landing.folder), args.run_id)
+    pipeline.run(settings, args.landing or Path(settings.landing.folder), args.run_id, full=args.full)
+
+
+def _backfill(settings: Settings, args) -> None:
+    from jobs import pipeline
+
+    run_id = args.run_id or pipeline.new_run_id()
+    pipeline.backfill(settings, run_id, args.start, args.end, args.marts)
+    pipeline.validate(settings, run_id)
+    pipeline.publish(settings, run_id)
 
 
 def _replay(settings: Settings, args) -> None:
