@@ -18,10 +18,31 @@ from jobs.config import Settings
 log = logging.getLogger("jobs")
 Progress = Callable[[str], None]
 
-# Airflow asset names (dags/ build `Asset`s from them): landing announces a change of bronze with
-# the first, the mart builds one publication of the marts with the second.
-BRONZE_EVENTS_ASSET = "lakehouse/bronze/events"
-GOLD_MARTS_ASSET = "lakehouse/gold/marts"
+# Airflow assets (dags/ build `Asset(**...)` from them): landing announces that bronze changed with
+# the first (the mart builds are scheduled on it), and a publication of the marts with the second.
+BRONZE_EVENTS_ASSET = {"name": "lakehouse_bronze_events", "uri": "lakehouse://warehouse/bronze/events"}
+GOLD_MARTS_ASSET = {"name": "lakehouse_gold_marts", "uri": "lakehouse://warehouse/gold"}
+
+
+def settings_for(params: dict[str, Any] | None) -> Settings:
+    """The configuration of a DAG run: `LAKEHOUSE_ENV` of the worker, and the run's `warehouse` param if set."""
+    from jobs.config import load_settings
+
+    return load_settings(warehouse=(params or {}).get("warehouse") or None)
+
+
+def take_run_leases(settings: Settings, groups: Sequence[str], dag_id: str, run_id: str) -> list[str]:
+    """Take (or renew) the run's writer leases; every writing task of the run calls it first, so a task
+    cleared and rerun alone still writes only under the lease. Waits as configured for another writer."""
+    from jobs.writer_lock import airflow_owner, take
+
+    return [lease.name for lease in take(settings, groups, airflow_owner(dag_id, run_id))]
+
+
+def release_run_leases(settings: Settings, groups: Sequence[str], dag_id: str, run_id: str) -> list[str]:
+    from jobs.writer_lock import airflow_owner, release
+
+    return release(settings, groups, airflow_owner(dag_id, run_id))
 
 
 class ParamError(ValueError):
