@@ -157,7 +157,7 @@ def validate_published(settings: Settings, run_id: str, progress: Progress = log
         result = validate_mart(
             frame,
             mart_module(mart).CONTRACT,
-            run_id=f"{run_id} (gold {mart} v{version})",
+            run_id=run_id,
             data_docs_dir=settings.data_docs_dir,
             max_failed_examples=settings.validation.max_failed_examples,
         )
