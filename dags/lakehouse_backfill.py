@@ -43,9 +43,10 @@ def _request(params: dict[str, Any]):
 
 
 def _lease(settings, dag_run) -> None:
-    from jobs.orchestration import take_run_leases
+    """Every writing step renews the run's lease first; it fails rather than wait if another writer took it over."""
+    from jobs.orchestration import renew_run_leases
 
-    take_run_leases(settings, MARTS, dag_run.dag_id, dag_run.run_id)
+    renew_run_leases(settings, MARTS, dag_run.dag_id, dag_run.run_id)
 
 
 @dag(
@@ -86,7 +87,9 @@ def lakehouse_backfill():
     @task
     def take_marts_lease(params: dict[str, Any] | None = None, dag_run=None) -> None:
         """Wait for any other writer of silver and the marts, then hold the lease for this run."""
-        _lease(_settings(params), dag_run)
+        from jobs.orchestration import take_run_leases
+
+        take_run_leases(_settings(params), MARTS, dag_run.dag_id, dag_run.run_id)
 
     @task
     def backfill(params: dict[str, Any] | None = None, dag_run=None) -> dict[str, int]:

@@ -38,10 +38,10 @@ def _settings(params: dict[str, Any] | None):
 
 
 def _lease(settings, dag_run) -> None:
-    """Every writing step renews the run's lease first (and takes it, if it runs alone after a clear)."""
-    from jobs.orchestration import take_run_leases
+    """Every writing step renews the run's lease first; it fails rather than wait if another writer took it over."""
+    from jobs.orchestration import renew_run_leases
 
-    take_run_leases(settings, MARTS, dag_run.dag_id, dag_run.run_id)
+    renew_run_leases(settings, MARTS, dag_run.dag_id, dag_run.run_id)
 
 
 @dag(
@@ -66,7 +66,9 @@ def lakehouse_marts():
     @task
     def take_marts_lease(params: dict[str, Any] | None = None, dag_run=None) -> None:
         """Wait for any other writer of silver and the marts, then hold the lease for this run."""
-        _lease(_settings(params), dag_run)
+        from jobs.orchestration import take_run_leases
+
+        take_run_leases(_settings(params), MARTS, dag_run.dag_id, dag_run.run_id)
 
     @task
     def build(params: dict[str, Any] | None = None, dag_run=None) -> dict[str, int]:

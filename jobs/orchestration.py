@@ -32,11 +32,18 @@ def settings_for(params: dict[str, Any] | None) -> Settings:
 
 
 def take_run_leases(settings: Settings, groups: Sequence[str], dag_id: str, run_id: str) -> list[str]:
-    """Take (or renew) the run's writer leases; every writing task of the run calls it first, so a task
-    cleared and rerun alone still writes only under the lease. Waits as configured for another writer."""
+    """Take the run's writer leases (its setup task), waiting as configured for another writer."""
     from jobs.writer_lock import airflow_owner, take
 
     return [lease.name for lease in take(settings, groups, airflow_owner(dag_id, run_id))]
+
+
+def renew_run_leases(settings: Settings, groups: Sequence[str], dag_id: str, run_id: str) -> list[str]:
+    """Every writing task of the run calls this first: it extends the run's leases, takes them if free (a
+    task rerun alone), and fails with LeaseLost rather than wait if another writer took them over."""
+    from jobs.writer_lock import airflow_owner, renew
+
+    return [lease.name for lease in renew(settings, groups, airflow_owner(dag_id, run_id))]
 
 
 def release_run_leases(settings: Settings, groups: Sequence[str], dag_id: str, run_id: str) -> list[str]:
@@ -136,6 +143,7 @@ def validate_published(settings: Settings, run_id: str, progress: Progress = log
     Raises ValidationFailed (naming mart, expectation and observed value), or LedgerUnbalanced, on the
     first run of the night that finds a problem; returns the rows validated per mart otherwise.
     """
+    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     from jobs.marts import MART_NAMES, mart_module
@@ -148,11 +156,10 @@ def validate_published(settings: Settings, run_id: str, progress: Progress = log
     missing = []
     for mart in (name for name in MART_NAMES if name in settings.marts.enabled):
         path = settings.table_path("gold", mart)
-        try:
-            version = latest_version(spark, path)
-        except Exception:  # noqa: BLE001 - no table there: reported below, with every other missing mart
+        if not DeltaTable.isDeltaTable(spark, path):  # reported below, with every other missing mart
             missing.append(mart)
             continue
+        version = latest_version(spark, path)
         frame = spark.read.format("delta").option("versionAsOf", version).load(path)
         result = validate_mart(
             frame,

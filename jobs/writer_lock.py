@@ -3,8 +3,9 @@
 A lease names its owner (an Airflow run, or a command's process) and an expiry. Its owner may take
 it again (renewing it); anyone else waits until it is released or expires, then fails naming the
 holder. An Airflow run takes its leases in a setup task and releases them in a teardown task, so its
-build, validate and publish form one unit that another run cannot interleave with; a command holds
-them while it runs.
+build, validate and publish form one unit that another run cannot interleave with; each of those
+steps renews the lease first and fails, rather than wait, if another writer took it over after it
+expired. A command holds its leases while it runs.
 
 Groups, not single tables, are locked, following who writes what:
 - `bronze`: bronze/events, bronze/quarantine, meta/landing_ledger (landing);
@@ -158,6 +159,17 @@ class WriterLocks:
                 announced = True
             time.sleep(self.poll_seconds)
 
+    def renew(self, name: str, owner: str) -> Lease:
+        """Extend our lease (or take it if free) without waiting; LeaseLost if another writer holds it,
+        which means ours expired between two steps and was taken over: the run must start again."""
+        taken, lease = self.try_acquire(name, owner, process_bound=False)
+        if not taken:
+            raise LeaseLost(
+                f"{owner} no longer holds the {name} lease: it expired and is now held by {lease.describe()}; "
+                "another writer may have written in between, so rerun the whole run rather than this step"
+            )
+        return lease
+
     def release(self, name: str, owner: str) -> bool:
         """Release our lease; False if it was not held at all. LeaseLost if someone else holds it now."""
         path = self.path(name)
@@ -190,6 +202,12 @@ def take(settings: Settings, names: Iterable[str], owner: str, *, process_bound:
     locks = locks_for(settings)
     wait = timedelta(minutes=settings.writer_lock.wait_minutes)
     return [locks.acquire(name, owner, wait=wait, process_bound=process_bound) for name in sorted(set(names))]
+
+
+def renew(settings: Settings, names: Iterable[str], owner: str) -> list[Lease]:
+    """Extend every named lease this owner holds (taking any that is free); LeaseLost if one was taken over."""
+    locks = locks_for(settings)
+    return [locks.renew(name, owner) for name in sorted(set(names))]
 
 
 def release(settings: Settings, names: Iterable[str], owner: str) -> list[str]:

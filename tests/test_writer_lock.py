@@ -128,3 +128,19 @@ def test_two_processes_writing_at_once_take_turns_as_if_run_one_after_the_other(
     second = "b" if first == "a" else "a"
     # Sequential: all five steps of one writer, then all five of the other; never interleaved.
     assert lines == [f"{first} {i}" for i in range(5)] + [f"{second} {i}" for i in range(5)]
+
+
+def test_a_run_step_whose_lease_was_taken_over_fails_at_once_instead_of_writing_after_the_other(tmp_path):
+    now = [datetime(2026, 1, 5, 12, tzinfo=timezone.utc)]
+    locks = WriterLocks(str(tmp_path), lease=HOUR, clock=lambda: now[0])
+    locks.acquire("marts", "airflow:lakehouse_backfill:run-a", wait=timedelta(0), process_bound=False)
+    now[0] += HOUR  # run-a stalled between build and publish past its lease
+    locks.acquire("marts", "airflow:lakehouse_marts:run-b", wait=timedelta(0), process_bound=False)
+    with pytest.raises(LeaseLost, match="rerun the whole run"):
+        locks.renew("marts", "airflow:lakehouse_backfill:run-a")
+
+
+def test_a_run_step_renews_its_own_lease_and_takes_a_free_one(tmp_path):
+    locks = WriterLocks(str(tmp_path), lease=HOUR)
+    assert locks.renew("marts", "run-a").owner == "run-a"  # free: a step rerun alone after the run ended
+    assert locks.renew("marts", "run-a").owner == "run-a"
