@@ -144,3 +144,17 @@ def test_a_run_step_renews_its_own_lease_and_takes_a_free_one(tmp_path):
     locks = WriterLocks(str(tmp_path), lease=HOUR)
     assert locks.renew("marts", "run-a").owner == "run-a"  # free: a step rerun alone after the run ended
     assert locks.renew("marts", "run-a").owner == "run-a"
+
+
+def test_a_writing_command_waits_for_the_lease_holder_and_releases_its_own_leases(tmp_path, capsys):
+    from jobs.__main__ import main
+
+    warehouse = tmp_path / "wh"
+    locks = WriterLocks(str(warehouse), lease=timedelta(seconds=2))
+    locks.acquire("bronze", "airflow:lakehouse_landing:run-a", wait=timedelta(0), process_bound=False)
+    started = time.monotonic()
+    # maintain takes both leases, then refuses this retention before starting Spark.
+    assert main(["maintain", "--retention-hours", "1", "--warehouse", str(warehouse), "--env", "ci"]) == 1
+    assert time.monotonic() - started >= 1.5  # it waited for run-a's lease to end
+    assert "below the minimum" in capsys.readouterr().err
+    assert sorted(p.name for p in (warehouse / "_locks").glob("*.json")) == []
