@@ -113,6 +113,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _writing(settings: Settings, *groups: str):
+    """Hold the writer leases of the table groups a command writes (jobs/writer_lock.py)."""
+    from jobs.writer_lock import holding
+
+    return holding(settings, groups)
+
+
 def _setup(settings: Settings, args) -> None:
     from jobs.spark import get_spark
 
@@ -139,53 +146,65 @@ def _simulate(settings: Settings, args) -> None:
 def _land(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.land(settings, args.landing or Path(settings.landing.folder), args.run_id or pipeline.new_run_id())
+    with _writing(settings, "bronze"):
+        pipeline.land(settings, args.landing or Path(settings.landing.folder), args.run_id or pipeline.new_run_id())
 
 
 def _build(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.build(settings, args.run_id, full=args.full)
+    with _writing(settings, "marts"):
+        pipeline.build(settings, args.run_id, full=args.full)
 
 
 def _validate(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.validate(settings, args.run_id)
+    with _writing(settings, "marts"):
+        pipeline.validate(settings, args.run_id)
 
 
 def _publish(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.publish(settings, args.run_id)
+    with _writing(settings, "marts"):
+        pipeline.publish(settings, args.run_id)
 
 
 def _run(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.run(settings, args.landing or Path(settings.landing.folder), args.run_id, full=args.full)
+    with _writing(settings, "bronze", "marts"):
+        pipeline.run(settings, args.landing or Path(settings.landing.folder), args.run_id, full=args.full)
 
 
 def _backfill(settings: Settings, args) -> None:
     from jobs import pipeline
+    from jobs.orchestration import backfill_request
 
+    # The same checks as the backfill DAG's params, before anything starts.
+    request = backfill_request(settings, args.start, args.end, args.marts)
     run_id = args.run_id or pipeline.new_run_id()
-    pipeline.backfill(settings, run_id, args.start, args.end, args.marts)
-    pipeline.validate(settings, run_id)
-    pipeline.publish(settings, run_id)
+    with _writing(settings, "marts"):
+        pipeline.backfill(settings, run_id, request.start, request.end, list(request.marts))
+        pipeline.validate(settings, run_id)
+        pipeline.publish(settings, run_id)
 
 
 def _replay(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    for mart, path in pipeline.replay(settings, args.as_of).items():
+    with _writing(settings, "marts"):
+        replayed = pipeline.replay(settings, args.as_of)
+    for mart, path in replayed.items():
         print(f"{mart}: {path}")
 
 
 def _maintain(settings: Settings, args) -> None:
     from jobs.maintenance import maintain
 
-    tables = maintain(settings, args.retention_hours, force=args.force)
+    with _writing(settings, "bronze", "marts"):
+        tables = maintain(settings, args.retention_hours, force=args.force)
     print(f"maintained {len(tables)} tables under {settings.warehouse}")
 
 
@@ -219,7 +238,8 @@ def _demo(settings: Settings, args) -> None:
             settings=SimulatorSettings.from_mapping(settings.simulator),
             progress=log.info,
         )
-    pipeline.run(settings, landing)
+    with _writing(settings, "bronze", "marts"):
+        pipeline.run(settings, landing)
     print_demo_summary(settings)
 
 
