@@ -48,10 +48,10 @@ def warehouses(settings, history, tmp_path_factory):
     full = dataclasses.replace(settings, warehouse=str(root / "full"))
     third = len(history) // 3
     batches = [
-        history[third : 2 * third],  # the second day first: everything in it is "late" for day one
+        # The last two days, with a file of the second day delivered twice under another name.
+        history[third:] + history[third : third + 1],
+        # Then the first day: every event in it is late for the marts already published.
         history[:third],
-        # The third day, with a file of the first day delivered again under another name.
-        history[2 * third :] + history[:1],
     ]
     landing = root / "landing"
     for number, batch in enumerate(batches):
@@ -69,7 +69,7 @@ def test_later_batches_restate_marts_instead_of_rebuilding_them(spark, warehouse
     incremental, _full = warehouses
     builds = _builds(spark, incremental)
     first = {mart: builds["batch-0", mart]["mode"] for mart in incremental.marts.enabled}
-    later = {mart: builds["batch-2", mart]["mode"] for mart in incremental.marts.enabled}
+    later = {mart: builds["batch-1", mart]["mode"] for mart in incremental.marts.enabled}
     assert set(first.values()) == {"full"}
     # customer_360's windows and scores move with the as-of time: it is always rebuilt whole.
     assert later == {mart: "full" if mart == "customer_360" else "restated" for mart in incremental.marts.enabled}
@@ -77,7 +77,7 @@ def test_later_batches_restate_marts_instead_of_rebuilding_them(spark, warehouse
 
 def test_a_batch_restates_fewer_days_than_the_mart_has(spark, warehouses):
     incremental, _full = warehouses
-    restated = _builds(spark, incremental)["batch-2", "funnel_daily"]["restated_units"]
+    restated = _builds(spark, incremental)["batch-1", "funnel_daily"]["restated_units"]
     days = spark.read.format("delta").load(pipeline.gold_path(incremental, "funnel_daily")).count()
     assert 0 < restated < days
 
@@ -123,20 +123,19 @@ def _daily(spark, settings, mart, date_column):
     return {day: sorted(day_rows) for day, day_rows in by_day.items()}
 
 
-def test_a_backfill_restates_exactly_its_days_and_leaves_the_rest_to_the_next_build(spark, settings, history, tmp_path):
+def test_a_backfill_restates_exactly_its_days_and_leaves_the_rest_to_the_next_build(spark, warehouses):
     from tests.histories import History
     from tests.marts.histories_marketing import place_order
 
-    warehouse = dataclasses.replace(settings, warehouse=str(tmp_path / "warehouse"))
-    _deliver(history, tmp_path / "landing", "all")
-    pipeline.run(warehouse, tmp_path / "landing", run_id="first")
+    _incremental, warehouse = warehouses  # the full rebuild's warehouse, compared above, goes on here
+    landing = Path(warehouse.warehouse).parent / "landing"
     tenant = spark.read.format("delta").load(pipeline.gold_path(warehouse, "orders")).first()["tenant_id"]
     # Late deliveries: a valid order created on the first day, and one on the last day.
     late = History()
     place_order(late, "late-1", None, None, 4321, "2026-03-02T10:00:00Z", tenant_id=tenant)
     place_order(late, "late-3", None, None, 1234, "2026-03-04T10:00:00Z", tenant_id=tenant)
-    late.write(tmp_path / "landing" / "late")
-    pipeline.land(warehouse, tmp_path / "landing", "late")
+    late.write(landing / "late")
+    pipeline.land(warehouse, landing, "late")
     before = {mart: _daily(spark, warehouse, mart, column) for mart, column in DAILY.items()}
 
     pipeline.backfill(warehouse, "backfill", dt.date(2026, 3, 2), dt.date(2026, 3, 2))
@@ -150,7 +149,7 @@ def test_a_backfill_restates_exactly_its_days_and_leaves_the_rest_to_the_next_bu
     # The funnel and carts have nothing on that day from an order without session or cart: unchanged.
     assert after["funnel_daily"] == before["funnel_daily"]
 
-    pipeline.run(warehouse, tmp_path / "landing", run_id="next")
+    pipeline.run(warehouse, landing, run_id="next")
     final = _daily(spark, warehouse, "basket_daily", "order_date")
     changed = {day for day in after["basket_daily"].keys() | final.keys() if after["basket_daily"].get(day) != final.get(day)}
     assert changed == {(tenant, dt.date(2026, 3, 4))}
