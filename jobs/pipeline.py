@@ -25,6 +25,7 @@ from jobs.config import Settings
 from jobs.landing.files import LandingReport, land_files
 from jobs.marts import MART_NAMES, mart_module
 from jobs.marts.contract import BuildContext
+from jobs.segments import check_with_spark as check_segments_with_spark
 from jobs.silver import SilverReport, build_silver, read_silver
 from jobs.spark import get_spark
 from jobs.tables import BRONZE_EVENTS, PUBLICATIONS, ensure_table, insert_new, latest_version, overwrite, read_table
@@ -89,6 +90,7 @@ def land(settings: Settings, landing_dir: Path, run_id: str, progress: Progress 
 def build(settings: Settings, run_id: str, progress: Progress = log.info) -> dict[str, int]:
     """Rebuild silver from bronze, then every enabled mart into this run's staging area."""
     spark = get_spark(settings)
+    check_segments_with_spark(spark, settings.segments)
     silver = build_silver(spark, settings.warehouse, progress=progress)
     watermark = _event_watermark(spark, settings)
     as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
@@ -107,6 +109,7 @@ def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -
         raise ValueError(f"--as-of {as_of.isoformat()} needs a UTC offset, e.g. 2026-01-20T00:00:00+00:00")
     as_of = as_of.astimezone(timezone.utc)
     spark = get_spark(settings)
+    check_segments_with_spark(spark, settings.segments)
     build_silver(spark, settings.warehouse, progress=progress)
     folder = settings.table_path("replays", f"as_of={as_of:%Y-%m-%dT%H%M%SZ}")
     _build_marts(settings, as_of, lambda mart: f"{folder}/{mart}", progress)
@@ -131,7 +134,12 @@ def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -
 def _build_marts(settings: Settings, as_of: datetime, path_of: Callable[[str], str], progress: Progress) -> dict[str, int]:
     """Every enabled mart from silver events that occurred up to `as_of`, each written to `path_of(mart)`."""
     spark = get_spark(settings)
-    context = BuildContext(as_of=as_of)
+    context = BuildContext(
+        as_of=as_of,
+        segments=settings.segments,
+        experiment_splits=settings.experiments.splits,
+        read_published=lambda mart: _published(spark, settings, mart),
+    )
     sources: dict[str, DataFrame] = {}
     rows: dict[str, int] = {}
     for mart in _enabled_marts(settings):
@@ -145,6 +153,14 @@ def _build_marts(settings: Settings, as_of: datetime, path_of: Callable[[str], s
         sources[mart] = spark.read.format("delta").load(path)
         progress(f"built {mart}: {rows[mart]} rows")
     return rows
+
+
+def _published(spark: SparkSession, settings: Settings, mart: str) -> DataFrame | None:
+    """The mart as last published, read at its current version; None before its first publication."""
+    from delta.tables import DeltaTable
+
+    path = gold_path(settings, mart)
+    return spark.read.format("delta").load(path) if DeltaTable.isDeltaTable(spark, path) else None
 
 
 def validate(settings: Settings, run_id: str, progress: Progress = log.info) -> None:
