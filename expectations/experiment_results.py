@@ -8,7 +8,7 @@ from great_expectations.expectations import Expectation
 from expectations.common import rows_satisfy
 from jobs.marts.contract import MartContract
 
-COUNTS = ("visitors", "converters", "revenue_cents", "orders_in_other_currencies", "contaminated_visitors")
+COUNTS = ("visitors", "converters", "revenue_cents", "amounts_in_other_currencies", "contaminated_visitors")
 PROBABILITIES = ("conversion_rate", "p_value", "srm_p_value", "expected_share")
 COMPARISON = ("uplift_absolute", "uplift_relative", "uplift_ci95_low", "uplift_ci95_high", "p_value")
 # Rates are doubles from Python's division of the same integers; allow for the last bits only.

@@ -74,12 +74,16 @@ def memberships(customers: DataFrame, segments: Sequence[Segment], as_of: dateti
     """
     if not segments:
         return customers.sparkSession.createDataFrame([], ", ".join(f"{n} {t}" for n, t in CONTRACT.columns))
-    matched = F.array(*(F.when(_is_member(segment), F.struct(F.lit(segment.name).alias("segment"), F.lit(segment.channel).cast("string").alias("channel"))) for segment in segments))
+    matched = F.array(*(F.when(_is_member(segment), _entry(segment)) for segment in segments))
     return (
         customers.select(*_KEY, F.explode(F.filter(matched, lambda entry: entry.isNotNull())).alias("_in"))
         .select(*_KEY, "_in.segment", "_in.channel")
         .withColumn("as_of", F.lit(as_of).cast("timestamp"))
     )
+
+
+def _entry(segment: Segment) -> Column:
+    return F.struct(F.lit(segment.name).alias("segment"), F.lit(segment.channel).cast("string").alias("channel"))
 
 
 def _is_member(segment: Segment) -> Column:

@@ -8,7 +8,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.experiment_statistics import compare, srm_p_value
+from jobs.marts.currency import count_if, other_currency, precedence, with_row_currency
+from jobs.marts.experiment_statistics import NOT_COMPARABLE, compare, srm_p_value
 from jobs.marts.sessions import known_sessions
 
 CONTROL = "control"
@@ -28,13 +29,13 @@ CONTRACT = MartContract(
         # Visitors with a valid order of one of their sessions created at or after their first exposure.
         ("converters", "bigint"),
         ("conversion_rate", "double"),
-        # Revenue (net - refunded) of those orders, in `currency` only (see orders_in_other_currencies).
+        # Revenue (net - refunded) of those orders, added as recorded (jobs/marts/currency.py).
         ("revenue_cents", "bigint"),
         ("revenue_per_visitor_cents", "double"),
-        # The experiment's currency in this tenant: that of its latest converting order (null if none).
+        # The currency of the latest of those orders (null without converters), and how many of them
+        # were recorded in another one: non-zero only in a tenant that switched currency.
         ("currency", "string"),
-        # Converting orders in another currency: they count as conversions, never in revenue.
-        ("orders_in_other_currencies", "bigint"),
+        ("amounts_in_other_currencies", "bigint"),
         # Visitors of the experiment exposed to more than one variant: excluded from every variant
         # (the same number on each row of the experiment).
         ("contaminated_visitors", "bigint"),
@@ -104,33 +105,31 @@ def visitor_conversions(visitors: DataFrame, session_started: DataFrame, orders:
 
 
 def variant_counts(visitors: DataFrame, conversions: DataFrame, exposed: DataFrame, splits: Mapping[str, Any]) -> DataFrame:
-    """Per tenant, experiment and variant: visitors, converters, revenue in the experiment's currency;
-    with the experiment's contaminated visitors. Variants: those seen in an exposure, and those of the
-    configured split (with no visitors if nobody saw them)."""
-    experiment = Window.partitionBy(*_EXPERIMENT)
-    currency = F.max_by("currency", F.struct("created_at", "order_id")).over(experiment)
-    in_currency = conversions.withColumn("_experiment_currency", currency).withColumn(
-        "_in_currency", F.col("currency") == F.col("_experiment_currency")
+    """Per tenant, experiment and variant: visitors, converters and revenue; with the experiment's
+    contaminated visitors. Variants: those seen in an exposure, and those of the configured split
+    (with no visitors if nobody saw them)."""
+    variant = [*_EXPERIMENT, "variant"]
+    amounts = conversions.withColumn("_precedence", precedence(0, F.col("created_at"), F.col("order_id")))
+    per_variant_conversions = (
+        with_row_currency(amounts, variant)
+        .groupBy(*variant)
+        .agg(
+            F.countDistinct("anonymous_id").alias("converters"),
+            F.sum("revenue_cents").alias("revenue_cents"),
+            F.first("row_currency").alias("currency"),
+            count_if(other_currency()).alias("amounts_in_other_currencies"),
+        )
     )
-    per_variant_conversions = in_currency.groupBy(*_EXPERIMENT, "variant").agg(
-        F.countDistinct("anonymous_id").alias("converters"),
-        F.sum(F.when(F.col("_in_currency"), F.col("revenue_cents"))).alias("revenue_cents"),
-        F.sum(F.when(~F.col("_in_currency"), 1).otherwise(0)).alias("orders_in_other_currencies"),
-        F.first("_experiment_currency").alias("currency"),
-    )
-    assigned = visitors.groupBy(*_EXPERIMENT).agg(
-        F.sum(F.col("is_contaminated").cast("int")).alias("contaminated_visitors")
-    )
-    per_variant_visitors = visitors.filter(~F.col("is_contaminated")).groupBy(*_EXPERIMENT, "variant").agg(
+    contaminated = visitors.groupBy(*_EXPERIMENT).agg(count_if(F.col("is_contaminated")).alias("contaminated_visitors"))
+    per_variant_visitors = visitors.filter(~F.col("is_contaminated")).groupBy(*variant).agg(
         F.count(F.lit(1)).alias("visitors")
     )
     return (
         all_variants(exposed, splits)
-        .join(per_variant_visitors, on=[*_EXPERIMENT, "variant"], how="left")
-        .join(per_variant_conversions.drop("currency"), on=[*_EXPERIMENT, "variant"], how="left")
-        .join(in_currency.groupBy(*_EXPERIMENT).agg(F.first("_experiment_currency").alias("currency")), on=_EXPERIMENT, how="left")
-        .join(assigned, on=_EXPERIMENT, how="left")
-        .fillna(0, subset=["visitors", "converters", "revenue_cents", "orders_in_other_currencies", "contaminated_visitors"])
+        .join(per_variant_visitors, on=variant, how="left")
+        .join(per_variant_conversions, on=variant, how="left")
+        .join(contaminated, on=_EXPERIMENT, how="left")
+        .fillna(0, subset=["visitors", "converters", "revenue_cents", "amounts_in_other_currencies", "contaminated_visitors"])
     )
 
 
@@ -162,7 +161,7 @@ def with_statistics(counts: list[dict[str, Any]], splits: Mapping[str, Mapping[s
             comparison = (
                 compare(row["converters"], visitors, control["converters"], control["visitors"])
                 if control is not None and not is_control
-                else compare(0, 0, 0, 0)
+                else NOT_COMPARABLE
             )
             rows.append(
                 {

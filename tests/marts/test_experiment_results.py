@@ -37,7 +37,8 @@ def experiment_history() -> History:
       500: converts with 1500.
     - v4: exposed to treat, then to control: contaminated, excluded; its o4 counts nowhere.
     - v5: o5 confirmed then cancelled, o6 never confirmed: does not convert.
-    - v6: o7 700 created exactly at its exposure time and o8 300 later: one converter, 1000.
+    - v6: o7 700 created exactly at its exposure time and o8 300 GBP later: one converter, 1000 as
+      recorded; treat's latest converting order (o3) is in EUR, so o8 is an amount in another currency.
     t1, exp2: v1 exposed to control at 11:00 (after o1): no converter; `empty` nobody saw.
     t2, exp: v1 (same anonymous id as t1's) exposed to treat; t1's orders are not its orders.
     """
@@ -72,7 +73,7 @@ def experiment_history() -> History:
     place_order(h, "o6", None, "s6", 600, "2026-02-01T10:40:00Z", confirmed=False)
     expose(h, "s7", "v6", "treat", "2026-02-01T10:00:00Z")
     place_order(h, "o7", None, "s7", 700, "2026-02-01T10:00:00Z")
-    place_order(h, "o8", None, "s7", 300, "2026-02-01T11:00:00Z")
+    place_order(h, "o8", None, "s7", 300, "2026-02-01T11:00:00Z", currency="GBP")
 
     expose(h, "s1", "v1", "control", "2026-02-01T11:00:00Z", experiment="exp2")
     expose(h, "s1", "v1", "treat", "2026-02-01T10:00:00Z", tenant_id="t2")
@@ -142,8 +143,9 @@ def test_control_is_not_compared_with_itself_nor_a_variant_without_visitors_or_w
     assert rows["t1", "exp", "control"]["is_control"] and not rows["t1", "exp", "treat"]["is_control"]
 
 
-def test_the_experiments_currency_is_that_of_its_converting_orders(rows):
-    assert (rows["t1", "exp", "treat"]["currency"], rows["t1", "exp", "treat"]["orders_in_other_currencies"]) == ("EUR", 0)
+def test_a_variants_currency_is_that_of_its_converting_orders_and_none_without_converters(rows):
+    assert (rows["t1", "exp", "treat"]["currency"], rows["t1", "exp", "treat"]["amounts_in_other_currencies"]) == ("EUR", 1)
+    assert (rows["t1", "exp", "control"]["currency"], rows["t1", "exp", "control"]["amounts_in_other_currencies"]) == ("EUR", 0)
     assert rows["t2", "exp", "treat"]["currency"] is None
 
 
