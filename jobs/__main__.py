@@ -71,8 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--landing", type=Path, help="folder of event files (default: landing.folder in conf/)")
     land.add_argument("--run-id")
 
-    build = command("build", _build, "rebuild silver and stage every enabled mart for a run")
+    build = command("build", _build, "bring silver up to date and stage every enabled mart for a run")
     build.add_argument("--run-id", required=True)
+    build.add_argument("--full", action="store_true", help="rebuild silver and every mart from all events")
     validate = command("validate", _validate, "validate a run's staged marts (Great Expectations)")
     validate.add_argument("--run-id", required=True)
     publish = command("publish", _publish, "publish a run's validated marts to gold")
@@ -81,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     run = command("run", _run, "land, build, validate and publish once")
     run.add_argument("--landing", type=Path, help="folder of event files (default: landing.folder in conf/)")
     run.add_argument("--run-id")
+    run.add_argument("--full", action="store_true", help="rebuild silver and every mart from all events")
+
+    backfill = command(
+        "backfill", _backfill, "restate the marts' days in a range from all events, validate and publish"
+    )
+    backfill.add_argument("--start", required=True, type=dt.date.fromisoformat, help="first UTC day (YYYY-MM-DD)")
+    backfill.add_argument("--end", required=True, type=dt.date.fromisoformat, help="last UTC day, inclusive")
+    backfill.add_argument("--marts", type=lambda text: [m.strip() for m in text.split(",") if m.strip()], help="comma-separated (default: every enabled mart)")
+    backfill.add_argument("--run-id")
 
     replay = command(
         "replay", _replay, "rebuild the marts as of a time into <warehouse>/replays/ (published marts untouched)"
@@ -101,6 +111,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _writing(settings: Settings, *groups: str):
+    """Hold the writer leases of the table groups a command writes (jobs/writer_lock.py)."""
+    from jobs.writer_lock import holding
+
+    return holding(settings, groups)
 
 
 def _setup(settings: Settings, args) -> None:
@@ -129,44 +146,65 @@ def _simulate(settings: Settings, args) -> None:
 def _land(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.land(settings, args.landing or Path(settings.landing.folder), args.run_id or pipeline.new_run_id())
+    with _writing(settings, "bronze"):
+        pipeline.land(settings, args.landing or Path(settings.landing.folder), args.run_id or pipeline.new_run_id())
 
 
 def _build(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.build(settings, args.run_id)
+    with _writing(settings, "marts"):
+        pipeline.build(settings, args.run_id, full=args.full)
 
 
 def _validate(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.validate(settings, args.run_id)
+    with _writing(settings, "marts"):
+        pipeline.validate(settings, args.run_id)
 
 
 def _publish(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.publish(settings, args.run_id)
+    with _writing(settings, "marts"):
+        pipeline.publish(settings, args.run_id)
 
 
 def _run(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.run(settings, args.landing or Path(settings.landing.folder), args.run_id)
+    with _writing(settings, "bronze", "marts"):
+        pipeline.run(settings, args.landing or Path(settings.landing.folder), args.run_id, full=args.full)
+
+
+def _backfill(settings: Settings, args) -> None:
+    from jobs import pipeline
+    from jobs.orchestration import backfill_request
+
+    # The same checks as the backfill DAG's params, before anything starts.
+    request = backfill_request(settings, args.start, args.end, args.marts)
+    run_id = args.run_id or pipeline.new_run_id()
+    with _writing(settings, "marts"):
+        pipeline.backfill(settings, run_id, request.start, request.end, list(request.marts))
+        pipeline.validate(settings, run_id)
+        pipeline.publish(settings, run_id)
 
 
 def _replay(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    for mart, path in pipeline.replay(settings, args.as_of).items():
+    with _writing(settings, "marts"):
+        replayed = pipeline.replay(settings, args.as_of)
+    for mart, path in replayed.items():
         print(f"{mart}: {path}")
 
 
 def _maintain(settings: Settings, args) -> None:
     from jobs.maintenance import maintain
 
-    tables = maintain(settings, args.retention_hours, force=args.force)
+    with _writing(settings, "bronze", "marts"):
+        tables = maintain(settings, args.retention_hours, force=args.force)
     print(f"maintained {len(tables)} tables under {settings.warehouse}")
 
 
@@ -200,7 +238,8 @@ def _demo(settings: Settings, args) -> None:
             settings=SimulatorSettings.from_mapping(settings.simulator),
             progress=log.info,
         )
-    pipeline.run(settings, landing)
+    with _writing(settings, "bronze", "marts"):
+        pipeline.run(settings, landing)
     print_demo_summary(settings)
 
 

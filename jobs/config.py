@@ -83,6 +83,19 @@ class ExperimentSettings:
 
 
 @dataclass(frozen=True)
+class WriterLockSettings:
+    # How long a writer's lease lasts without renewal: a run that dies without releasing it blocks
+    # other writers this long at most. Each step of a run renews it.
+    lease_minutes: int = 360
+    # How long a writer waits for another one to finish before it fails, naming the holder.
+    wait_minutes: int = 120
+
+    def __post_init__(self) -> None:
+        if self.lease_minutes < 1 or self.wait_minutes < 0:
+            raise ValueError(f"writer_lock: lease_minutes must be at least 1 and wait_minutes at least 0, got {self}")
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str
     warehouse: str
@@ -95,6 +108,7 @@ class Settings:
     experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     # From <conf>/segments.yaml (load_segments), not from base.yaml.
     segments: tuple[Segment, ...] = ()
+    writer_lock: WriterLockSettings = field(default_factory=WriterLockSettings)
 
     def table_path(self, layer: str, name: str) -> str:
         """Where a Delta table lives: `<warehouse>/<layer>/<name>`."""
