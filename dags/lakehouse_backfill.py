@@ -24,8 +24,13 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, dag, task
 
+from jobs.config import load_segments
 from jobs.marts import MART_NAMES
 from jobs.orchestration import GOLD_MARTS_ASSET
+
+# Marketers' segments (conf/segments.yaml) are checked when the DAG is parsed, without Spark: a wrong
+# one is an import error naming the segment and the problem, shown in the UI before any run.
+load_segments()
 
 MARTS = ("marts",)
 

@@ -26,7 +26,12 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
+from jobs.config import load_segments
 from jobs.orchestration import BRONZE_EVENTS_ASSET, GOLD_MARTS_ASSET
+
+# Marketers' segments (conf/segments.yaml) are checked when the DAG is parsed, without Spark: a wrong
+# one is an import error naming the segment and the problem, shown in the UI before any run.
+load_segments()
 
 MARTS = ("marts",)
 

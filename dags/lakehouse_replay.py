@@ -20,6 +20,12 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 
+from jobs.config import load_segments
+
+# Marketers' segments (conf/segments.yaml) are checked when the DAG is parsed, without Spark: a wrong
+# one is an import error naming the segment and the problem, shown in the UI before any run.
+load_segments()
+
 
 def _settings(params: dict[str, Any] | None):
     from jobs.orchestration import settings_for

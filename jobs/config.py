@@ -1,7 +1,9 @@
 """The one configuration entry point: `conf/base.yaml` plus an environment overlay, validated on load.
 
 Nothing else in the project reads environment variables or configuration files. The environment is
-chosen by `LAKEHOUSE_ENV` (`local` by default); `LAKEHOUSE_WAREHOUSE` overrides `warehouse`.
+chosen by `LAKEHOUSE_ENV` (`local` by default); `LAKEHOUSE_WAREHOUSE` overrides `warehouse`;
+`LAKEHOUSE_CONF_DIR` points at another configuration folder (default: the project's `conf/`).
+Marketers' segments live apart, in `<conf>/segments.yaml`, and are checked on every load.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Mapping
 import yaml
 
 from jobs.landing.postgres import PostgresSourceSettings  # plain settings; imports no Spark
+from jobs.segments import Segment, SegmentError  # imports no Spark until a check runs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
@@ -65,6 +68,21 @@ class MaintenanceSettings:
 
 
 @dataclass(frozen=True)
+class ExperimentSettings:
+    # The planned traffic split per experiment id (variant -> weight, any positive numbers), against
+    # which experiment_results tests for a sample-ratio mismatch; an experiment not named: equal split.
+    splits: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for experiment_id, split in self.splits.items():
+            if len(split) < 2:
+                raise ValueError(f"experiments.splits.{experiment_id} needs at least two variants, got {split}")
+            for variant, weight in split.items():
+                if not weight > 0:
+                    raise ValueError(f"experiments.splits.{experiment_id}.{variant} must be above 0, got {weight}")
+
+
+@dataclass(frozen=True)
 class WriterLockSettings:
     # How long a writer's lease lasts without renewal: a run that dies without releasing it blocks
     # other writers this long at most. Each step of a run renews it.
@@ -87,6 +105,9 @@ class Settings:
     marts: MartSettings
     maintenance: MaintenanceSettings
     simulator: dict[str, Any] = field(default_factory=dict)
+    experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
+    # From <conf>/segments.yaml (load_segments), not from base.yaml.
+    segments: tuple[Segment, ...] = ()
     writer_lock: WriterLockSettings = field(default_factory=WriterLockSettings)
 
     def table_path(self, layer: str, name: str) -> str:
@@ -118,7 +139,7 @@ def load_settings(
     env = env or environ.get("LAKEHOUSE_ENV", "local")
     if env not in ENVIRONMENTS:
         raise ConfigError(f"unknown environment {env!r}: choose one of {', '.join(ENVIRONMENTS)}")
-    conf_dir = conf_dir or DEFAULT_CONF_DIR
+    conf_dir = _conf_dir(conf_dir, environ)
     files = [conf_dir / "base.yaml", conf_dir / f"{env}.yaml"]
     merged: dict[str, Any] = {}
     for path in files:
@@ -129,13 +150,35 @@ def load_settings(
         merged["warehouse"] = warehouse
     if overrides:
         merged = _deep_merge(merged, dict(overrides))
+    if "segments" in merged:
+        raise ConfigError(f"segments are defined in {conf_dir / 'segments.yaml'}, not in {', '.join(map(str, files))}")
     merged["env"] = env
     origin = " + ".join(str(p.relative_to(conf_dir.parent)) if p.is_relative_to(conf_dir.parent) else str(p) for p in files)
     settings = _build(Settings, merged, "", origin)
     _check_marts(settings, origin)
     _check_sources(settings, origin)
     _check_simulator(settings, origin)
+    settings = dataclasses.replace(settings, segments=load_segments(conf_dir))
     return _resolve_paths(settings)
+
+
+def load_segments(conf_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> tuple[Segment, ...]:
+    """The segments of `<conf>/segments.yaml`, each checked against customer_360's contract without
+    Spark (jobs/segments.py); the DAG file calls this at parse time. Raises ConfigError naming the
+    file, the segment and the problem."""
+    from jobs.segments import contract_columns, parse_definitions
+
+    path = _conf_dir(conf_dir, os.environ if environ is None else environ) / "segments.yaml"
+    try:
+        return parse_definitions(_read_yaml(path), contract_columns())
+    except SegmentError as error:
+        raise ConfigError(f"{error} (in {path})") from error
+
+
+def _conf_dir(conf_dir: Path | None, environ: Mapping[str, str]) -> Path:
+    if conf_dir:
+        return conf_dir
+    return Path(environ["LAKEHOUSE_CONF_DIR"]) if environ.get("LAKEHOUSE_CONF_DIR") else DEFAULT_CONF_DIR
 
 
 def read_secret(env_name: str, environ: Mapping[str, str] | None = None) -> str | None:

@@ -29,6 +29,7 @@ from jobs.landing.files import LandingReport, land_files
 from jobs.marts import MART_NAMES, mart_module
 from jobs.marts.contract import BuildContext
 from jobs.marts.restate import Changes
+from jobs.segments import check_with_spark as check_segments_with_spark
 from jobs.silver import SilverReport, build_silver, read_silver
 from jobs.spark import get_spark
 from jobs.tables import (
@@ -109,6 +110,7 @@ def build(settings: Settings, run_id: str, progress: Progress = log.info, full: 
     published (jobs/marts/restate.py). Otherwise, or with `full`, it is rebuilt from all events.
     """
     spark = get_spark(settings)
+    check_segments_with_spark(spark, settings.segments)
     upto = bronze_version(spark, settings.warehouse)
     silver = build_silver(spark, settings.warehouse, progress=progress, upto=upto, full=full)
     watermark = _event_watermark(spark, settings, upto)
@@ -155,6 +157,7 @@ def backfill(
     if unknown:
         raise ValueError(f"backfill: {', '.join(unknown)} not among the enabled marts ({', '.join(enabled)})")
     spark = get_spark(settings)
+    check_segments_with_spark(spark, settings.segments)
     upto = bronze_version(spark, settings.warehouse)
     silver = build_silver(spark, settings.warehouse, progress=progress, upto=upto)
     watermark = _event_watermark(spark, settings, upto)
@@ -189,6 +192,7 @@ def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -
         raise ValueError(f"--as-of {as_of.isoformat()} needs a UTC offset, e.g. 2026-01-20T00:00:00+00:00")
     as_of = as_of.astimezone(timezone.utc)
     spark = get_spark(settings)
+    check_segments_with_spark(spark, settings.segments)
     build_silver(spark, settings.warehouse, progress=progress)
     folder = settings.table_path("replays", f"as_of={as_of:%Y-%m-%dT%H%M%SZ}")
     _build_marts(settings, as_of, lambda mart: f"{folder}/{mart}", progress)
@@ -244,7 +248,12 @@ def _build_marts(
     """Every enabled mart from silver events that occurred up to `as_of`, each written to `path_of(mart)`:
     restated where `restating` allows it and every mart it reads was restated or kept too, else in full."""
     spark = get_spark(settings)
-    context = BuildContext(as_of=as_of)
+    context = BuildContext(
+        as_of=as_of,
+        segments=settings.segments,
+        experiment_splits=settings.experiments.splits,
+        read_published=lambda mart: _published(spark, settings, mart),
+    )
     since = restating.since if restating else {}
     sources: dict[str, DataFrame] = {}
     changed: dict[str, DataFrame] = {}  # restated marts: their touched units' rows, as published and as rebuilt
@@ -332,6 +341,14 @@ def _record_builds(
         for mart, b in built.items()
     ]
     upsert(spark, spark.createDataFrame(rows, BUILDS.ddl), ensure_table(spark, BUILDS, settings.warehouse), ("run_id", "mart"))
+
+
+def _published(spark: SparkSession, settings: Settings, mart: str) -> DataFrame | None:
+    """The mart as last published, read at its current version; None before its first publication."""
+    from delta.tables import DeltaTable
+
+    path = gold_path(settings, mart)
+    return spark.read.format("delta").load(path) if DeltaTable.isDeltaTable(spark, path) else None
 
 
 def validate(settings: Settings, run_id: str, progress: Progress = log.info) -> None:
