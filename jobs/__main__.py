@@ -91,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     maintain.add_argument("--retention-hours", type=int, help="hours of old files to keep (default: conf maintenance.retention_hours)")
     maintain.add_argument("--force", action="store_true", help="allow a retention below maintenance.min_retention_hours")
 
+    export = command("export", _export, "write a Hyper, Parquet or CSV snapshot of published marts")
+    export.add_argument("marts", nargs="+", metavar="MART", help="published table names, e.g. orders basket_daily")
+    export.add_argument("--format", required=True, choices=("hyper", "parquet", "csv"))
+    export.add_argument("--tenant", help="only this tenant's rows")
+    export.add_argument("--version", type=int, help="a published Delta table version (default: the latest publication)")
+    export.add_argument("--out", type=Path, required=True, help="folder to write into")
+
     command("status", _status, "show publications and the landing ledger")
     command("demo", _demo, f"simulate three weeks of two tenants into {DEMO_DIR}/ and publish the marts")
     return parser
@@ -168,6 +175,14 @@ def _maintain(settings: Settings, args) -> None:
 
     tables = maintain(settings, args.retention_hours, force=args.force)
     print(f"maintained {len(tables)} tables under {settings.warehouse}")
+
+
+def _export(settings: Settings, args) -> None:
+    from jobs.bi.export import export
+
+    extracts = export(settings, args.marts, args.format, args.out, tenant=args.tenant, version=args.version)
+    for extract in extracts:
+        print(f"{args.out / extract.file}: {extract.rows} rows of {extract.table} version {extract.table_version}")
 
 
 def _status(settings: Settings, args) -> None:
