@@ -38,7 +38,7 @@ def _read_hyper(path) -> pa.Table:
 
 
 def _python(value):
-    for method in ("to_date", "to_datetime"):
+    for method in ("to_datetime", "to_date"):  # a Timestamp has both; its to_date() drops the time
         if hasattr(value, method):
             return getattr(value, method)()
     return value
