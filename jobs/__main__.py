@@ -101,6 +101,22 @@ def _parser() -> argparse.ArgumentParser:
     maintain.add_argument("--retention-hours", type=int, help="hours of old files to keep (default: conf maintenance.retention_hours)")
     maintain.add_argument("--force", action="store_true", help="allow a retention below maintenance.min_retention_hours")
 
+    serve = command("serve", _serve, "serve the published marts to BI tools over the HiveServer2 protocol (until stopped)")
+    serve.add_argument("--host", help="address to listen on (default: serve.host in conf/)")
+    serve.add_argument("--port", type=_positive_int, help="port to listen on (default: serve.port in conf/)")
+
+    bi_login = command("bi-login", _bi_login, "add or replace a BI login (user -> tenant) in serve.credentials_file")
+    bi_login.add_argument("--user", required=True)
+    bi_login.add_argument("--tenant", required=True, help="the tenant_id whose rows this login reads")
+    bi_login.add_argument("--password-stdin", action="store_true", help="read the password from standard input instead of a prompt")
+
+    export = command("export", _export, "write a Hyper, Parquet or CSV snapshot of published marts")
+    export.add_argument("marts", nargs="+", metavar="MART", help="published table names, e.g. orders basket_daily")
+    export.add_argument("--format", required=True, choices=("hyper", "parquet", "csv"))
+    export.add_argument("--tenant", help="only this tenant's rows")
+    export.add_argument("--version", type=int, help="a published Delta table version (default: the latest publication)")
+    export.add_argument("--out", type=Path, required=True, help="folder to write into")
+
     command("status", _status, "show publications and the landing ledger")
     command("demo", _demo, f"simulate three weeks of two tenants into {DEMO_DIR}/ and publish the marts")
     return parser
@@ -206,6 +222,33 @@ def _maintain(settings: Settings, args) -> None:
     with _writing(settings, "bronze", "marts"):
         tables = maintain(settings, args.retention_hours, force=args.force)
     print(f"maintained {len(tables)} tables under {settings.warehouse}")
+
+
+def _serve(settings: Settings, args) -> None:
+    import dataclasses
+
+    from jobs.bi.server import serve
+
+    listen = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
+    serve(dataclasses.replace(settings, serve=dataclasses.replace(settings.serve, **listen)))
+
+
+def _bi_login(settings: Settings, args) -> None:
+    import getpass
+
+    from jobs.bi.logins import hash_password, write_login
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.user}: ")
+    path = write_login(Path(settings.serve.credentials_file), hash_password(args.user, args.tenant, password))
+    print(f"login {args.user} reads tenant {args.tenant}'s rows; saved in {path} (restart serve to use it)")
+
+
+def _export(settings: Settings, args) -> None:
+    from jobs.bi.export import export
+
+    extracts = export(settings, args.marts, args.format, args.out, tenant=args.tenant, version=args.version)
+    for extract in extracts:
+        print(f"{args.out / extract.file}: {extract.rows} rows of {extract.table} version {extract.table_version}")
 
 
 def _status(settings: Settings, args) -> None:

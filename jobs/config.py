@@ -1,9 +1,10 @@
 """The one configuration entry point: `conf/base.yaml` plus an environment overlay, validated on load.
 
 Nothing else in the project reads environment variables or configuration files. The environment is
-chosen by `LAKEHOUSE_ENV` (`local` by default); `LAKEHOUSE_WAREHOUSE` overrides `warehouse`;
-`LAKEHOUSE_CONF_DIR` points at another configuration folder (default: the project's `conf/`).
-Marketers' segments live apart, in `<conf>/segments.yaml`, and are checked on every load.
+chosen by `LAKEHOUSE_ENV` (`local` by default); `LAKEHOUSE_WAREHOUSE` overrides `warehouse`,
+`LAKEHOUSE_BI_CREDENTIALS` overrides `serve.credentials_file`, and `LAKEHOUSE_CONF_DIR` points at
+another configuration folder (default: the project's `conf/`). Marketers' segments live apart, in
+`<conf>/segments.yaml`, and are checked on every load.
 """
 
 from __future__ import annotations
@@ -96,6 +97,24 @@ class WriterLockSettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    """`python -m jobs serve`: the SQL endpoint BI tools connect to (jobs/bi/server.py)."""
+
+    host: str = "127.0.0.1"
+    port: int = 10000
+    refresh_seconds: int = 60
+    # BI logins (user, tenant, password hash); never inside the project folder.
+    credentials_file: str = "~/.config/lakehouse/bi_logins.yaml"
+    driver_memory: str = "2g"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"serve.port must be between 1 and 65535, got {self.port}")
+        if self.refresh_seconds < 1:
+            raise ValueError(f"serve.refresh_seconds must be at least 1, got {self.refresh_seconds}")
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str
     warehouse: str
@@ -109,6 +128,7 @@ class Settings:
     # From <conf>/segments.yaml (load_segments), not from base.yaml.
     segments: tuple[Segment, ...] = ()
     writer_lock: WriterLockSettings = field(default_factory=WriterLockSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     def table_path(self, layer: str, name: str) -> str:
         """Where a Delta table lives: `<warehouse>/<layer>/<name>`."""
@@ -148,6 +168,9 @@ def load_settings(
         merged["warehouse"] = environ["LAKEHOUSE_WAREHOUSE"]
     if warehouse:
         merged["warehouse"] = warehouse
+    if environ.get("LAKEHOUSE_BI_CREDENTIALS"):
+        merged.setdefault("serve", {})
+        merged["serve"] = {**merged["serve"], "credentials_file": environ["LAKEHOUSE_BI_CREDENTIALS"]}
     if overrides:
         merged = _deep_merge(merged, dict(overrides))
     if "segments" in merged:
@@ -311,4 +334,5 @@ def _resolve_paths(settings: Settings) -> Settings:
         warehouse=resolve(settings.warehouse),
         spark=dataclasses.replace(settings.spark, ivy_dir=resolve(settings.spark.ivy_dir)),
         landing=dataclasses.replace(settings.landing, folder=resolve(settings.landing.folder)),
+        serve=dataclasses.replace(settings.serve, credentials_file=str(Path(settings.serve.credentials_file).expanduser().absolute())),
     )
