@@ -1,5 +1,5 @@
 # Operator interface: `make demo` and `make test` set everything up on a fresh machine.
-# Needs only Python 3.11 and Java 17; everything else comes from PyPI and Maven Central.
+# Needs only Python 3.11 and a Java 17 JDK; everything else comes from PyPI and Maven Central.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
