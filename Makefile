@@ -1,5 +1,5 @@
 # Operator interface: `make demo` and `make test` set everything up on a fresh machine.
-# Needs only Python 3.11 and Java 17; everything else comes from PyPI and Maven Central.
+# Needs only Python 3.11 and a Java 17 JDK; everything else comes from PyPI and Maven Central.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,12 +7,12 @@ INSTALLED := $(VENV)/.installed
 JVM_PACKAGES := .cache/jvm-packages.ok
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test airflow constraints clean
+.PHONY: setup demo test airflow serve constraints clean
 
 setup: $(INSTALLED) $(JVM_PACKAGES)
 
 $(INSTALLED): requirements.txt constraints.txt
-	@command -v java >/dev/null || { echo "Java 17 is needed (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v java >/dev/null && command -v javac >/dev/null || { echo "A Java 17 JDK is needed: java, and javac for the SQL endpoint (e.g. apt-get install openjdk-17-jdk-headless)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
@@ -33,6 +33,11 @@ test: setup
 # airflow_home/simple_auth_manager_passwords.json.generated) with the project's DAGs, SQLite under airflow_home/.
 airflow: setup
 	$(PY) -m jobs.airflow_env standalone
+
+# The SQL endpoint for BI tools (python -m jobs serve; README "Connecting BI tools"). Needs a JDK (javac)
+# and at least one login from `python -m jobs bi-login`. WAREHOUSE=demo/warehouse serves the demo's marts.
+serve: setup
+	$(PY) -m jobs serve $(if $(WAREHOUSE),--warehouse $(WAREHOUSE))
 
 # Re-freeze the full dependency set after changing requirements.txt.
 constraints:

@@ -72,8 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--landing", type=Path, help="folder of event files (default: landing.folder in conf/)")
     land.add_argument("--run-id")
 
-    build = command("build", _build, "rebuild silver and stage every enabled mart for a run")
+    build = command("build", _build, "bring silver up to date and stage every enabled mart for a run")
     build.add_argument("--run-id", required=True)
+    build.add_argument("--full", action="store_true", help="rebuild silver and every mart from all events")
     validate = command("validate", _validate, "validate a run's staged marts (Great Expectations)")
     validate.add_argument("--run-id", required=True)
     publish = command("publish", _publish, "publish a run's validated marts to gold")
@@ -82,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     run = command("run", _run, "land, build, validate and publish once")
     run.add_argument("--landing", type=Path, help="folder of event files (default: landing.folder in conf/)")
     run.add_argument("--run-id")
+    run.add_argument("--full", action="store_true", help="rebuild silver and every mart from all events")
+
+    backfill = command(
+        "backfill", _backfill, "restate the marts' days in a range from all events, validate and publish"
+    )
+    backfill.add_argument("--start", required=True, type=dt.date.fromisoformat, help="first UTC day (YYYY-MM-DD)")
+    backfill.add_argument("--end", required=True, type=dt.date.fromisoformat, help="last UTC day, inclusive")
+    backfill.add_argument("--marts", type=lambda text: [m.strip() for m in text.split(",") if m.strip()], help="comma-separated (default: every enabled mart)")
+    backfill.add_argument("--run-id")
 
     replay = command(
         "replay", _replay, "rebuild the marts as of a time into <warehouse>/replays/ (published marts untouched)"
@@ -100,6 +110,22 @@ def _parser() -> argparse.ArgumentParser:
                           help="the Delta table version of a logged publication (python -m jobs status lists them)")
     rollback.add_argument("--major", type=_positive_int, help="the contract major version's table (default: the current contract's)")
 
+    serve = command("serve", _serve, "serve the published marts to BI tools over the HiveServer2 protocol (until stopped)")
+    serve.add_argument("--host", help="address to listen on (default: serve.host in conf/)")
+    serve.add_argument("--port", type=_positive_int, help="port to listen on (default: serve.port in conf/)")
+
+    bi_login = command("bi-login", _bi_login, "add or replace a BI login (user -> tenant) in serve.credentials_file")
+    bi_login.add_argument("--user", required=True)
+    bi_login.add_argument("--tenant", required=True, help="the tenant_id whose rows this login reads")
+    bi_login.add_argument("--password-stdin", action="store_true", help="read the password from standard input instead of a prompt")
+
+    export = command("export", _export, "write a Hyper, Parquet or CSV snapshot of published marts")
+    export.add_argument("marts", nargs="+", metavar="MART", help="published table names, e.g. orders basket_daily")
+    export.add_argument("--format", required=True, choices=("hyper", "parquet", "csv"))
+    export.add_argument("--tenant", help="only this tenant's rows")
+    export.add_argument("--version", type=int, help="a published Delta table version (default: the latest publication)")
+    export.add_argument("--out", type=Path, required=True, help="folder to write into")
+
     command("status", _status, "show publications, rollbacks and the landing ledger")
     command("demo", _demo, f"simulate three weeks of two tenants into {DEMO_DIR}/ and publish the marts")
     return parser
@@ -110,6 +136,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _writing(settings: Settings, *groups: str):
+    """Hold the writer leases of the table groups a command writes (jobs/writer_lock.py)."""
+    from jobs.writer_lock import holding
+
+    return holding(settings, groups)
 
 
 def _setup(settings: Settings, args) -> None:
@@ -138,44 +171,65 @@ def _simulate(settings: Settings, args) -> None:
 def _land(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.land(settings, args.landing or Path(settings.landing.folder), args.run_id or pipeline.new_run_id())
+    with _writing(settings, "bronze"):
+        pipeline.land(settings, args.landing or Path(settings.landing.folder), args.run_id or pipeline.new_run_id())
 
 
 def _build(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.build(settings, args.run_id)
+    with _writing(settings, "marts"):
+        pipeline.build(settings, args.run_id, full=args.full)
 
 
 def _validate(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.validate(settings, args.run_id)
+    with _writing(settings, "marts"):
+        pipeline.validate(settings, args.run_id)
 
 
 def _publish(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.publish(settings, args.run_id)
+    with _writing(settings, "marts"):
+        pipeline.publish(settings, args.run_id)
 
 
 def _run(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    pipeline.run(settings, args.landing or Path(settings.landing.folder), args.run_id)
+    with _writing(settings, "bronze", "marts"):
+        pipeline.run(settings, args.landing or Path(settings.landing.folder), args.run_id, full=args.full)
+
+
+def _backfill(settings: Settings, args) -> None:
+    from jobs import pipeline
+    from jobs.orchestration import backfill_request
+
+    # The same checks as the backfill DAG's params, before anything starts.
+    request = backfill_request(settings, args.start, args.end, args.marts)
+    run_id = args.run_id or pipeline.new_run_id()
+    with _writing(settings, "marts"):
+        pipeline.backfill(settings, run_id, request.start, request.end, list(request.marts))
+        pipeline.validate(settings, run_id)
+        pipeline.publish(settings, run_id)
 
 
 def _replay(settings: Settings, args) -> None:
     from jobs import pipeline
 
-    for mart, path in pipeline.replay(settings, args.as_of).items():
+    with _writing(settings, "marts"):
+        replayed = pipeline.replay(settings, args.as_of)
+    for mart, path in replayed.items():
         print(f"{mart}: {path}")
 
 
 def _maintain(settings: Settings, args) -> None:
     from jobs.maintenance import maintain
 
-    tables = maintain(settings, args.retention_hours, force=args.force)
+    with _writing(settings, "bronze", "marts"):
+        tables = maintain(settings, args.retention_hours, force=args.force)
     print(f"maintained {len(tables)} tables under {settings.warehouse}")
 
 
@@ -185,6 +239,33 @@ def _rollback(settings: Settings, args) -> None:
     entry = rollback(settings, args.mart, args.to_version, args.major)
     if entry is not None:
         print(f"{entry.table.sql_name}: version {args.to_version} restored as version {entry.table_version} ({entry.row_count} rows)")
+
+
+def _serve(settings: Settings, args) -> None:
+    import dataclasses
+
+    from jobs.bi.server import serve
+
+    listen = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
+    serve(dataclasses.replace(settings, serve=dataclasses.replace(settings.serve, **listen)))
+
+
+def _bi_login(settings: Settings, args) -> None:
+    import getpass
+
+    from jobs.bi.logins import hash_password, write_login
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.user}: ")
+    path = write_login(Path(settings.serve.credentials_file), hash_password(args.user, args.tenant, password))
+    print(f"login {args.user} reads tenant {args.tenant}'s rows; saved in {path} (restart serve to use it)")
+
+
+def _export(settings: Settings, args) -> None:
+    from jobs.bi.export import export
+
+    extracts = export(settings, args.marts, args.format, args.out, tenant=args.tenant, version=args.version)
+    for extract in extracts:
+        print(f"{args.out / extract.file}: {extract.rows} rows of {extract.table} version {extract.table_version}")
 
 
 def _status(settings: Settings, args) -> None:
@@ -217,7 +298,8 @@ def _demo(settings: Settings, args) -> None:
             settings=SimulatorSettings.from_mapping(settings.simulator),
             progress=log.info,
         )
-    pipeline.run(settings, landing)
+    with _writing(settings, "bronze", "marts"):
+        pipeline.run(settings, landing)
     print_demo_summary(settings)
 
 

@@ -1,7 +1,10 @@
 """The one configuration entry point: `conf/base.yaml` plus an environment overlay, validated on load.
 
 Nothing else in the project reads environment variables or configuration files. The environment is
-chosen by `LAKEHOUSE_ENV` (`local` by default); `LAKEHOUSE_WAREHOUSE` overrides `warehouse`.
+chosen by `LAKEHOUSE_ENV` (`local` by default); `LAKEHOUSE_WAREHOUSE` overrides `warehouse`,
+`LAKEHOUSE_BI_CREDENTIALS` overrides `serve.credentials_file`, and `LAKEHOUSE_CONF_DIR` points at
+another configuration folder (default: the project's `conf/`). Marketers' segments live apart, in
+`<conf>/segments.yaml`, and are checked on every load.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, Mapping
 import yaml
 
 from jobs.landing.postgres import PostgresSourceSettings  # plain settings; imports no Spark
+from jobs.segments import Segment, SegmentError  # imports no Spark until a check runs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
@@ -75,6 +79,52 @@ class PublicationSettings:
 
 
 @dataclass(frozen=True)
+class ExperimentSettings:
+    # The planned traffic split per experiment id (variant -> weight, any positive numbers), against
+    # which experiment_results tests for a sample-ratio mismatch; an experiment not named: equal split.
+    splits: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for experiment_id, split in self.splits.items():
+            if len(split) < 2:
+                raise ValueError(f"experiments.splits.{experiment_id} needs at least two variants, got {split}")
+            for variant, weight in split.items():
+                if not weight > 0:
+                    raise ValueError(f"experiments.splits.{experiment_id}.{variant} must be above 0, got {weight}")
+
+
+@dataclass(frozen=True)
+class WriterLockSettings:
+    # How long a writer's lease lasts without renewal: a run that dies without releasing it blocks
+    # other writers this long at most. Each step of a run renews it.
+    lease_minutes: int = 360
+    # How long a writer waits for another one to finish before it fails, naming the holder.
+    wait_minutes: int = 120
+
+    def __post_init__(self) -> None:
+        if self.lease_minutes < 1 or self.wait_minutes < 0:
+            raise ValueError(f"writer_lock: lease_minutes must be at least 1 and wait_minutes at least 0, got {self}")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """`python -m jobs serve`: the SQL endpoint BI tools connect to (jobs/bi/server.py)."""
+
+    host: str = "127.0.0.1"
+    port: int = 10000
+    refresh_seconds: int = 60
+    # BI logins (user, tenant, password hash); never inside the project folder.
+    credentials_file: str = "~/.config/lakehouse/bi_logins.yaml"
+    driver_memory: str = "2g"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"serve.port must be between 1 and 65535, got {self.port}")
+        if self.refresh_seconds < 1:
+            raise ValueError(f"serve.refresh_seconds must be at least 1, got {self.refresh_seconds}")
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str
     warehouse: str
@@ -85,6 +135,11 @@ class Settings:
     maintenance: MaintenanceSettings
     publication: PublicationSettings
     simulator: dict[str, Any] = field(default_factory=dict)
+    experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
+    # From <conf>/segments.yaml (load_segments), not from base.yaml.
+    segments: tuple[Segment, ...] = ()
+    writer_lock: WriterLockSettings = field(default_factory=WriterLockSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     def table_path(self, layer: str, name: str) -> str:
         """Where a Delta table lives: `<warehouse>/<layer>/<name>`."""
@@ -115,7 +170,7 @@ def load_settings(
     env = env or environ.get("LAKEHOUSE_ENV", "local")
     if env not in ENVIRONMENTS:
         raise ConfigError(f"unknown environment {env!r}: choose one of {', '.join(ENVIRONMENTS)}")
-    conf_dir = conf_dir or DEFAULT_CONF_DIR
+    conf_dir = _conf_dir(conf_dir, environ)
     files = [conf_dir / "base.yaml", conf_dir / f"{env}.yaml"]
     merged: dict[str, Any] = {}
     for path in files:
@@ -124,15 +179,40 @@ def load_settings(
         merged["warehouse"] = environ["LAKEHOUSE_WAREHOUSE"]
     if warehouse:
         merged["warehouse"] = warehouse
+    if environ.get("LAKEHOUSE_BI_CREDENTIALS"):
+        merged.setdefault("serve", {})
+        merged["serve"] = {**merged["serve"], "credentials_file": environ["LAKEHOUSE_BI_CREDENTIALS"]}
     if overrides:
         merged = _deep_merge(merged, dict(overrides))
+    if "segments" in merged:
+        raise ConfigError(f"segments are defined in {conf_dir / 'segments.yaml'}, not in {', '.join(map(str, files))}")
     merged["env"] = env
     origin = " + ".join(str(p.relative_to(conf_dir.parent)) if p.is_relative_to(conf_dir.parent) else str(p) for p in files)
     settings = _build(Settings, merged, "", origin)
     _check_marts(settings, origin)
     _check_sources(settings, origin)
     _check_simulator(settings, origin)
+    settings = dataclasses.replace(settings, segments=load_segments(conf_dir))
     return _resolve_paths(settings)
+
+
+def load_segments(conf_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> tuple[Segment, ...]:
+    """The segments of `<conf>/segments.yaml`, each checked against customer_360's contract without
+    Spark (jobs/segments.py); the DAG file calls this at parse time. Raises ConfigError naming the
+    file, the segment and the problem."""
+    from jobs.segments import contract_columns, parse_definitions
+
+    path = _conf_dir(conf_dir, os.environ if environ is None else environ) / "segments.yaml"
+    try:
+        return parse_definitions(_read_yaml(path), contract_columns())
+    except SegmentError as error:
+        raise ConfigError(f"{error} (in {path})") from error
+
+
+def _conf_dir(conf_dir: Path | None, environ: Mapping[str, str]) -> Path:
+    if conf_dir:
+        return conf_dir
+    return Path(environ["LAKEHOUSE_CONF_DIR"]) if environ.get("LAKEHOUSE_CONF_DIR") else DEFAULT_CONF_DIR
 
 
 def read_secret(env_name: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -265,4 +345,5 @@ def _resolve_paths(settings: Settings) -> Settings:
         warehouse=resolve(settings.warehouse),
         spark=dataclasses.replace(settings.spark, ivy_dir=resolve(settings.spark.ivy_dir)),
         landing=dataclasses.replace(settings.landing, folder=resolve(settings.landing.folder)),
+        serve=dataclasses.replace(settings.serve, credentials_file=str(Path(settings.serve.credentials_file).expanduser().absolute())),
     )

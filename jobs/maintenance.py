@@ -39,13 +39,8 @@ def delta_tables(warehouse: str) -> list[str]:
     )
 
 
-def maintain(
-    settings: Settings,
-    retention_hours: int | None = None,
-    *,
-    force: bool = False,
-    progress: Callable[[str], None] = log.info,
-) -> list[TableMaintenance]:
+def checked_retention(settings: Settings, retention_hours: int | None, *, force: bool = False) -> int:
+    """The retention to use (None: the configured one), refused below the configured minimum unless forced."""
     retention = settings.maintenance.retention_hours if retention_hours is None else retention_hours
     minimum = settings.maintenance.min_retention_hours
     if retention < 0:
@@ -55,6 +50,17 @@ def maintain(
             f"a retention of {retention} hours is below the minimum of {minimum} (maintenance.min_retention_hours): "
             "older versions would become unreadable to running readers and time travel; pass --force to do it anyway"
         )
+    return retention
+
+
+def maintain(
+    settings: Settings,
+    retention_hours: int | None = None,
+    *,
+    force: bool = False,
+    progress: Callable[[str], None] = log.info,
+) -> list[TableMaintenance]:
+    retention = checked_retention(settings, retention_hours, force=force)
     spark = get_spark(settings)
     done = []
     # Delta refuses short retentions itself; the check above replaces it, so lift it for this call only.

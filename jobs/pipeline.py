@@ -14,20 +14,36 @@ import re
 import secrets
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DateType
 
 from jobs.config import Settings
+from jobs.events.catalog import CATALOG
+from jobs.incremental import bronze_changes, bronze_version, catalog_fingerprint
 from jobs.landing.files import LandingReport, land_files
 from jobs.marts import MART_NAMES, mart_module
 from jobs.marts.contract import BuildContext
+from jobs.marts.restate import Changes
+from jobs.segments import check_with_spark as check_segments_with_spark
 from jobs.silver import SilverReport, build_silver, read_silver
 from jobs.spark import get_spark
-from jobs.tables import BRONZE_EVENTS, latest_version, overwrite, read_table
+from jobs.tables import (
+    BRONZE_EVENTS,
+    BUILDS,
+    PUBLICATIONS,
+    ensure_table,
+    insert_new,
+    latest_version,
+    overwrite,
+    read_table,
+    upsert,
+)
+from jobs.upcasting.chain import upcast
 
 log = logging.getLogger("jobs")
 Progress = Callable[[str], None]
@@ -89,15 +105,84 @@ def land(settings: Settings, landing_dir: Path, run_id: str, progress: Progress 
     return report
 
 
-def build(settings: Settings, run_id: str, progress: Progress = log.info) -> dict[str, int]:
-    """Rebuild silver from bronze, then every enabled mart into this run's staging area."""
+def build(settings: Settings, run_id: str, progress: Progress = log.info, full: bool = False) -> dict[str, int]:
+    """Bring silver up to date with bronze, then build every enabled mart into this run's staging area.
+
+    A mart whose published build can be continued is restated: only the units (days, orders,
+    campaigns…) that the events landed since that build touch are rebuilt, the rest is kept as
+    published (jobs/marts/restate.py). Otherwise, or with `full`, it is rebuilt from all events.
+    """
     spark = get_spark(settings)
-    silver = build_silver(spark, settings.warehouse, progress=progress)
-    watermark = _event_watermark(spark, settings)
+    check_segments_with_spark(spark, settings.segments)
+    upto = bronze_version(spark, settings.warehouse)
+    silver = build_silver(spark, settings.warehouse, progress=progress, upto=upto, full=full)
+    watermark = _event_watermark(spark, settings, upto)
     as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
-    rows = _build_marts(settings, as_of, lambda mart: staging_path(settings, run_id, mart), progress)
+    since = {} if full else _restatable_marts(spark, settings, upto)
+    landed = bronze_changes(spark, settings.warehouse, min(since.values()), upto) if since else None
+    restating = None
+    if landed is not None:
+        def new_events(mart: str, event_type: str) -> DataFrame:
+            rows = landed.filter((F.col("_commit_version") > since[mart]) & (F.col("event_type") == event_type))
+            return upcast(rows, CATALOG[event_type]).events
+
+        restating = Restating(since=since, new_events=new_events)
+    built = _build_marts(settings, as_of, lambda mart: staging_path(settings, run_id, mart), progress, restating, upto)
+    if landed is not None:
+        landed.unpersist()
+    _record_builds(spark, settings, run_id, watermark, built)
     _write_build_info(settings, run_id, watermark, silver)
-    return rows
+    return {mart: b.rows for mart, b in built.items()}
+
+
+def backfill(
+    settings: Settings,
+    run_id: str,
+    start: date,
+    end: date,
+    marts: Sequence[str] | None = None,
+    progress: Progress = log.info,
+) -> dict[str, int]:
+    """Stage every enabled mart for `run_id` with the UTC days `start`..`end` (inclusive) of `marts`
+    (default: every enabled mart) restated from all events, and everything else as published; then
+    `validate` and `publish` it as any run.
+
+    Units with a date (days of the daily marts) are restated only inside the range; orders, campaigns
+    and customers are restated when an event of theirs occurred in it (customer_360 is always rebuilt
+    whole). A mart never published yet is built in full. Events landed but not yet built stay for the
+    next regular build.
+    """
+    enabled = _enabled_marts(settings)
+    marts = list(marts) if marts else enabled
+    if start > end:
+        raise ValueError(f"backfill: start {start} is after end {end}")
+    unknown = [mart for mart in marts if mart not in enabled]
+    if unknown:
+        raise ValueError(f"backfill: {', '.join(unknown)} not among the enabled marts ({', '.join(enabled)})")
+    spark = get_spark(settings)
+    check_segments_with_spark(spark, settings.segments)
+    upto = bronze_version(spark, settings.warehouse)
+    silver = build_silver(spark, settings.warehouse, progress=progress, upto=upto)
+    watermark = _event_watermark(spark, settings, upto)
+    as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
+    first = datetime.combine(start, datetime.min.time(), timezone.utc)
+    after_last = datetime.combine(end + timedelta(days=1), datetime.min.time(), timezone.utc)
+
+    def occurred_in_range(mart: str, event_type: str) -> DataFrame:
+        events = read_silver(spark, settings.warehouse, event_type)
+        return events.filter((F.col("occurred_at") >= F.lit(first)) & (F.col("occurred_at") < F.lit(after_last)))
+
+    restating = Restating(
+        since=_restatable_marts(spark, settings, upto),
+        new_events=occurred_in_range,
+        keep=frozenset(enabled) - frozenset(marts),
+        window=(start, end),
+    )
+    progress(f"backfill {run_id}: {', '.join(marts)} from {start} to {end}")
+    built = _build_marts(settings, as_of, lambda mart: staging_path(settings, run_id, mart), progress, restating, upto)
+    _record_builds(spark, settings, run_id, watermark, built)
+    _write_build_info(settings, run_id, watermark, silver)
+    return {mart: b.rows for mart, b in built.items()}
 
 
 def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -> dict[str, str]:
@@ -110,6 +195,7 @@ def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -
         raise ValueError(f"--as-of {as_of.isoformat()} needs a UTC offset, e.g. 2026-01-20T00:00:00+00:00")
     as_of = as_of.astimezone(timezone.utc)
     spark = get_spark(settings)
+    check_segments_with_spark(spark, settings.segments)
     build_silver(spark, settings.warehouse, progress=progress)
     folder = settings.table_path("replays", f"as_of={as_of:%Y-%m-%dT%H%M%SZ}")
     _build_marts(settings, as_of, lambda mart: f"{folder}/{mart}", progress)
@@ -133,12 +219,50 @@ def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -
     return {mart: f"{folder}/{mart}" for mart in _enabled_marts(settings)}
 
 
-def _build_marts(settings: Settings, as_of: datetime, path_of: Callable[[str], str], progress: Progress) -> dict[str, int]:
-    """Every enabled mart from silver events that occurred up to `as_of`, each written to `path_of(mart)`."""
+@dataclass(frozen=True)
+class Built:
+    mode: str  # "full", "restated", or "kept" (copied as published, by a backfill of other marts)
+    rows: int
+    bronze_version: int  # the bronze version the staged table reflects, for the next build
+    restated_units: int | None = None
+
+
+@dataclass(frozen=True)
+class Restating:
+    """Which marts a build restates rather than rebuilds, and from what.
+
+    `since[mart]`: the bronze version its published table reflects; `new_events(mart, event_type)`:
+    the events to restate from; `keep`: marts copied as published; `window`: only units dated within
+    these UTC days (inclusive) are restated (a backfill).
+    """
+
+    since: dict[str, int]
+    new_events: Callable[[str, str], DataFrame]
+    keep: frozenset[str] = frozenset()
+    window: tuple[date, date] | None = None
+
+
+def _build_marts(
+    settings: Settings,
+    as_of: datetime,
+    path_of: Callable[[str], str],
+    progress: Progress,
+    restating: Restating | None = None,
+    upto: int = 0,
+) -> dict[str, Built]:
+    """Every enabled mart from silver events that occurred up to `as_of`, each written to `path_of(mart)`:
+    restated where `restating` allows it and every mart it reads was restated or kept too, else in full."""
     spark = get_spark(settings)
-    context = BuildContext(as_of=as_of)
+    context = BuildContext(
+        as_of=as_of,
+        segments=settings.segments,
+        experiment_splits=settings.experiments.splits,
+        read_published=lambda mart: _published(spark, settings, mart),
+    )
+    since = restating.since if restating else {}
     sources: dict[str, DataFrame] = {}
-    rows: dict[str, int] = {}
+    changed: dict[str, DataFrame] = {}  # restated marts: their touched units' rows, as published and as rebuilt
+    built: dict[str, Built] = {}
     for mart in _enabled_marts(settings):
         module = mart_module(mart)
         for name in module.INPUTS:
@@ -146,10 +270,90 @@ def _build_marts(settings: Settings, as_of: datetime, path_of: Callable[[str], s
                 events = read_silver(spark, settings.warehouse, name)
                 sources[name] = events.filter(F.col("occurred_at") <= F.lit(as_of))
         path = path_of(mart)
-        rows[mart] = overwrite(spark, module.build(sources, context), path)
+        restate = getattr(module, "RESTATE", None)
+        upstream_restated = all(name in changed for name in module.INPUTS if name in MART_NAMES)
+        if restating and mart in restating.keep and mart in since:
+            published = spark.read.format("delta").load(gold_path(settings, mart))
+            rows = overwrite(spark, published, path)
+            changed[mart] = published.limit(0)
+            built[mart] = Built("kept", rows, since[mart])
+            progress(f"kept {mart} as published: {rows} rows")
+        elif restating and restate is not None and mart in since and upstream_restated:
+            new_events = {
+                name: restating.new_events(mart, name).filter(F.col("occurred_at") <= F.lit(as_of))
+                for name in module.INPUTS
+                if name not in MART_NAMES
+            }
+            published = spark.read.format("delta").load(gold_path(settings, mart))
+            unit = list(restate.unit)
+            units = restate.touched(Changes(events=new_events, marts=changed, sources=sources), published)
+            units = _within(units, restating.window).cache()
+            rebuilt = module.build(restate.narrow(sources, units), context).join(units, on=unit, how="left_semi")
+            rows = overwrite(spark, published.join(units, on=unit, how="left_anti").unionByName(rebuilt), path)
+            staged = spark.read.format("delta").load(path)
+            changed[mart] = published.join(units, on=unit, how="left_semi").unionByName(staged.join(units, on=unit, how="left_semi"))
+            # A backfill does not move the frontier: events landed since stay for the next build.
+            built[mart] = Built("restated", rows, upto if restating.window is None else since[mart], units.count())
+            units.unpersist()
+            progress(f"built {mart}: {built[mart].restated_units} ({', '.join(unit)}) restated, {rows} rows")
+        else:
+            rows = overwrite(spark, module.build(sources, context), path)
+            built[mart] = Built("full", rows, upto)
+            progress(f"built {mart} in full: {rows} rows")
         sources[mart] = spark.read.format("delta").load(path)
-        progress(f"built {mart}: {rows[mart]} rows")
-    return rows
+    return built
+
+
+def _within(units: DataFrame, window: tuple[date, date] | None) -> DataFrame:
+    """Units whose date column lies in the window; all of them without a window or a date column."""
+    dated = [f.name for f in units.schema.fields if isinstance(f.dataType, DateType)]
+    if window is None or not dated:
+        return units
+    return units.filter(F.col(dated[0]).between(F.lit(window[0]), F.lit(window[1])))
+
+
+def _restatable_marts(spark: SparkSession, settings: Settings, upto: int) -> dict[str, int]:
+    """The enabled marts whose published table can be restated: the run that published it recorded
+    its build, from the same catalog and contract version. Each with the bronze version it reflects."""
+    latest = (
+        read_table(spark, PUBLICATIONS, settings.warehouse)
+        .groupBy("mart")
+        .agg(F.max_by("run_id", "published_at").alias("run_id"))
+    )
+    builds = read_table(spark, BUILDS, settings.warehouse)
+    catalog = catalog_fingerprint()
+    restatable = {}
+    for row in latest.join(builds, on=["mart", "run_id"]).collect():
+        if row["mart"] not in _enabled_marts(settings):
+            continue
+        if (
+            row["catalog"] == catalog
+            and row["contract_version"] == mart_module(row["mart"]).CONTRACT.version
+            and row["bronze_version"] <= upto
+        ):
+            restatable[row["mart"]] = row["bronze_version"]
+    return restatable
+
+
+def _record_builds(
+    spark: SparkSession, settings: Settings, run_id: str, watermark: str | None, built: dict[str, Built]
+) -> None:
+    now = datetime.now(timezone.utc)
+    at = datetime.fromisoformat(watermark) if watermark else None
+    rows = [
+        (run_id, mart, b.bronze_version, catalog_fingerprint(), mart_module(mart).CONTRACT.version, b.mode,
+         b.restated_units, b.rows, at, now)
+        for mart, b in built.items()
+    ]
+    upsert(spark, spark.createDataFrame(rows, BUILDS.ddl), ensure_table(spark, BUILDS, settings.warehouse), ("run_id", "mart"))
+
+
+def _published(spark: SparkSession, settings: Settings, mart: str) -> DataFrame | None:
+    """The mart as last published, read at its current version; None before its first publication."""
+    from delta.tables import DeltaTable
+
+    path = gold_path(settings, mart)
+    return spark.read.format("delta").load(path) if DeltaTable.isDeltaTable(spark, path) else None
 
 
 def validate(settings: Settings, run_id: str, progress: Progress = log.info) -> None:
@@ -265,12 +469,14 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
     return published_list
 
 
-def run(settings: Settings, landing_dir: Path, run_id: str | None = None, progress: Progress = log.info) -> list[Publication]:
+def run(
+    settings: Settings, landing_dir: Path, run_id: str | None = None, progress: Progress = log.info, full: bool = False
+) -> list[Publication]:
     """Land, build, validate, publish: once, without Airflow."""
     run_id = run_id or new_run_id()
     progress(f"run {run_id}: warehouse {settings.warehouse}")
     land(settings, landing_dir, run_id, progress)
-    build(settings, run_id, progress)
+    build(settings, run_id, progress, full=full)
     validate(settings, run_id, progress)
     return publish(settings, run_id, progress)
 
@@ -280,11 +486,12 @@ def _enabled_marts(settings: Settings) -> list[str]:
     return [name for name in MART_NAMES if name in enabled]
 
 
-def _event_watermark(spark: SparkSession, settings: Settings) -> str | None:
-    """The as-of time of the run: the largest occurred_at among the events seen."""
+def _event_watermark(spark: SparkSession, settings: Settings, upto: int) -> str | None:
+    """The as-of time of the run: the largest occurred_at among the events seen (bronze at `upto`)."""
     # Formatted by Spark in the session's UTC zone: collected timestamps would be in the machine's zone.
     latest = F.date_format(F.max("occurred_at"), "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
-    return read_table(spark, BRONZE_EVENTS, settings.warehouse).agg(latest).collect()[0][0]
+    bronze = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(settings.warehouse))
+    return bronze.agg(latest).collect()[0][0]
 
 
 def _write_build_info(settings: Settings, run_id: str, watermark: str | None, silver: SilverReport) -> None:

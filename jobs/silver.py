@@ -1,6 +1,7 @@
 """Silver: one typed Delta table per event type at its newest schema version, derived from bronze.
 
-Silver can always be rebuilt from bronze; it is rewritten whole, each table in one commit. Events
+Silver can always be rebuilt from bronze. A build appends what landed since the version each table
+records (jobs/incremental.py), or rewrites it whole when that record is missing or stale. Events
 that cannot be projected are kept beside it with their reason: `held_back` (a schema version newer
 than the catalog knows, projected by a replay once an upcaster exists) and `invalid_payloads`.
 """
@@ -16,12 +17,18 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.events.catalog import CATALOG, EVENT_TYPES
-from jobs.tables import BRONZE_EVENTS, overwrite, read_table
-from jobs.upcasting.chain import upcast
+from jobs.incremental import TableState, bronze_changes, bronze_version, catalog_fingerprint, commit_state
+from jobs.tables import BRONZE_EVENTS, write
+from jobs.upcasting.chain import Upcast, upcast
 
 
 @dataclass
 class SilverReport:
+    """What one build did to silver: `mode` full (every table rewritten from bronze at `bronze_version`)
+    or incremental (the events landed since each table's recorded version appended)."""
+
+    mode: str = "full"
+    bronze_version: int = 0
     rows_per_table: dict[str, int] = field(default_factory=dict)
     held_back: int = 0
     invalid_payloads: int = 0
@@ -29,10 +36,11 @@ class SilverReport:
 
     def summary(self) -> str:
         unknown = ", ".join(f"{name}: {n}" for name, n in sorted(self.unknown_event_types.items())) or "none"
+        written = "events in" if self.mode == "full" else "new events appended to"
         return (
-            f"silver: {sum(self.rows_per_table.values())} events in {len(self.rows_per_table)} tables, "
-            f"{self.held_back} held back (newer schema version), {self.invalid_payloads} invalid payloads, "
-            f"unknown event types kept in bronze: {unknown}"
+            f"silver ({self.mode}, bronze version {self.bronze_version}): {sum(self.rows_per_table.values())} "
+            f"{written} {len(self.rows_per_table)} tables, {self.held_back} held back (newer schema version), "
+            f"{self.invalid_payloads} invalid payloads, unknown event types kept in bronze: {unknown}"
         )
 
 
@@ -45,25 +53,42 @@ def read_silver(spark: SparkSession, warehouse: str, event_type_name: str) -> Da
 
 
 def build_silver(
-    spark: SparkSession, warehouse: str, progress=lambda message: None, only: Iterable[str] | None = None
+    spark: SparkSession,
+    warehouse: str,
+    progress=lambda message: None,
+    only: Iterable[str] | None = None,
+    upto: int | None = None,
+    full: bool = False,
 ) -> SilverReport:
-    """Rewrite every silver table from bronze (`only`: just these event types' tables, for tests of
-    marts that read a few; held_back and invalid_payloads then cover just those types)."""
-    bronze = read_table(spark, BRONZE_EVENTS, warehouse).cache()
+    """Bring silver up to bronze version `upto` (default: the latest).
+
+    Each table records in its commit the bronze version and catalog it reflects. When every table's
+    record is there and from the current catalog, only the events landed after it are upcast and
+    appended (each table one commit); otherwise, or with `full`, every table is rewritten from bronze.
+    A rerun after a stop appends to each table only what it lacks. `only`: just these event types'
+    tables, for tests of marts that read a few (held_back and invalid_payloads then cover just those).
+    """
+    upto = bronze_version(spark, warehouse) if upto is None else upto
     wanted = set(only) if only is not None else None
     event_types = [t for t in EVENT_TYPES if wanted is None or t.name in wanted]
-    results = [upcast(bronze.filter(F.col("event_type") == event_type.name), event_type) for event_type in event_types]
-    writes = {silver_path(warehouse, t.table_name): r.events for t, r in zip(event_types, results)}
-    # One union part per event type; few rows, so one partition instead of one task per part.
-    writes[silver_path(warehouse, "invalid_payloads")] = reduce(DataFrame.unionByName, [r.invalid for r in results]).coalesce(1)
-    writes[silver_path(warehouse, "held_back")] = reduce(DataFrame.unionByName, [r.held_back for r in results]).coalesce(1)
-    # Each table is a small job; on few cores, running them side by side hides Delta's per-commit latency.
+    paths = [silver_path(warehouse, t.table_name) for t in event_types] + [
+        silver_path(warehouse, name) for name in ("invalid_payloads", "held_back")
+    ]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        rows = dict(zip(writes, pool.map(lambda item: overwrite(spark, item[1], item[0]), writes.items())))
-    report = SilverReport()
-    report.rows_per_table = {t.table_name: rows[silver_path(warehouse, t.table_name)] for t in event_types}
-    report.invalid_payloads = rows[silver_path(warehouse, "invalid_payloads")]
-    report.held_back = rows[silver_path(warehouse, "held_back")]
+        states = dict(zip(paths, pool.map(lambda path: commit_state(spark, path), paths)))
+    catalog = catalog_fingerprint()
+    changes = None
+    if not full and all(s is not None and s.catalog == catalog and s.bronze_version <= upto for s in states.values()):
+        changes = bronze_changes(spark, warehouse, min(s.bronze_version for s in states.values()), upto)
+    if changes is None:
+        bronze = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse)).cache()
+        report = _write_silver(spark, warehouse, event_types, lambda path: bronze, "overwrite", upto, catalog)
+    else:
+        def since(path: str) -> DataFrame:
+            return changes.filter(F.col("_commit_version") > states[path].bronze_version).drop("_commit_version")
+
+        bronze = changes
+        report = _write_silver(spark, warehouse, event_types, since, "append", upto, catalog)
     report.unknown_event_types = {
         row["event_type"]: row["count"]
         for row in bronze.filter(~F.col("event_type").isin(list(CATALOG))).groupBy("event_type").count().collect()
@@ -71,3 +96,26 @@ def build_silver(
     bronze.unpersist()
     progress(report.summary())
     return report
+
+
+def _write_silver(spark, warehouse, event_types, rows_for, mode: str, upto: int, catalog: str) -> SilverReport:
+    """Upcast each table's bronze rows (`rows_for(path)`) and write every table in one commit each."""
+    def upcast_into(path: str, event_type) -> Upcast:
+        return upcast(rows_for(path).filter(F.col("event_type") == event_type.name), event_type)
+
+    writes = {silver_path(warehouse, t.table_name): upcast_into(silver_path(warehouse, t.table_name), t).events for t in event_types}
+    invalid, held_back = silver_path(warehouse, "invalid_payloads"), silver_path(warehouse, "held_back")
+    # One union part per event type; few rows, so one partition instead of one task per part.
+    writes[invalid] = reduce(DataFrame.unionByName, [upcast_into(invalid, t).invalid for t in event_types]).coalesce(1)
+    writes[held_back] = reduce(DataFrame.unionByName, [upcast_into(held_back, t).held_back for t in event_types]).coalesce(1)
+    metadata = TableState(upto, catalog).to_json()
+    # Each table is a small job; on few cores, running them side by side hides Delta's per-commit latency.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        rows = dict(zip(writes, pool.map(lambda item: write(spark, item[1], item[0], mode, metadata), writes.items())))
+    return SilverReport(
+        mode="full" if mode == "overwrite" else "incremental",
+        bronze_version=upto,
+        rows_per_table={t.table_name: rows[silver_path(warehouse, t.table_name)] for t in event_types},
+        invalid_payloads=rows[invalid],
+        held_back=rows[held_back],
+    )

@@ -122,7 +122,20 @@ def _kpis_headline(kpis: DataFrame) -> str:
     return f"{row['sessions']} sessions, {row['orders']} valid orders ({rate:.1%}), {row['new']} new customers"
 
 
+def _segments_headline(members: DataFrame) -> str:
+    sizes = members.groupBy("segment").count().orderBy("segment").collect()
+    return ", ".join(f"{row['segment']}: {row['count']}" for row in sizes) or "no members"
+
+
+def _experiments_headline(results: DataFrame) -> str:
+    significant = results.filter(~F.col("is_control") & (F.col("p_value") < 0.05)).count()
+    experiments = results.select("tenant_id", "experiment_id").distinct().count()
+    return f"{experiments} experiments, {significant} variants with p < 0.05 against control"
+
+
 _HEADLINES = {
+    "customer_segments": _segments_headline,
+    "experiment_results": _experiments_headline,
     "customer_360": _customers_headline,
     "campaign_performance": _campaigns_headline,
     "marketing_kpis_daily": _kpis_headline,

@@ -30,7 +30,8 @@ BRONZE_EVENTS = TableSpec(
     "data STRING NOT NULL, metadata STRING NOT NULL, content_sha256 STRING NOT NULL, "
     "source_file STRING NOT NULL, source_line BIGINT NOT NULL, landing_run_id STRING NOT NULL, "
     "landed_at TIMESTAMP NOT NULL",
-    (("delta.appendOnly", "false"),),
+    # The change data feed lets builds read only what landed since they last ran (jobs/incremental.py).
+    (("delta.appendOnly", "false"), ("delta.enableChangeDataFeed", "true")),
 )
 
 QUARANTINE = TableSpec(
@@ -62,6 +63,16 @@ PUBLICATIONS = TableSpec(
     "sql_name STRING, supported_until TIMESTAMP, restored_version BIGINT",
 )
 
+# What each run built: the bronze version and catalog each mart reflects, so the next build restates
+# only what landed after the published one (jobs/pipeline.py).
+BUILDS = TableSpec(
+    "meta",
+    "builds",
+    "run_id STRING NOT NULL, mart STRING NOT NULL, bronze_version BIGINT NOT NULL, catalog STRING NOT NULL, "
+    "contract_version STRING NOT NULL, mode STRING NOT NULL, restated_units BIGINT, row_count BIGINT NOT NULL, "
+    "event_watermark TIMESTAMP, built_at TIMESTAMP NOT NULL",
+)
+
 
 def quoted_path(path: str) -> str:
     return "delta.`" + path.replace("`", "``") + "`"
@@ -90,12 +101,36 @@ def insert_new(spark: SparkSession, rows: DataFrame, path: str, keys: tuple[str,
     spark.catalog.dropTempView(view)
 
 
+def upsert(spark: SparkSession, rows: DataFrame, path: str, keys: tuple[str, ...]) -> None:
+    """Insert the rows, replacing those with the same key, in one commit."""
+    view = f"_upsert_{abs(hash((path, keys)))}"
+    rows.createOrReplaceTempView(view)
+    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    spark.sql(
+        f"MERGE INTO {quoted_path(path)} t USING {view} s ON {condition} "
+        "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+    )
+    spark.catalog.dropTempView(view)
+
+
 def latest_version(spark: SparkSession, path: str) -> int:
     return spark.sql(f"DESCRIBE HISTORY {quoted_path(path)} LIMIT 1").collect()[0]["version"]
 
 
-def overwrite(spark: SparkSession, frame: DataFrame, path: str) -> int:
-    """Replace the table's content in one commit; return the rows written (from the commit's metrics)."""
-    frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+def overwrite(spark: SparkSession, frame: DataFrame, path: str, metadata: str | None = None) -> int:
+    """Replace the table's content in one commit; return the rows written (from the commit's metrics).
+    `metadata` is recorded as the commit's userMetadata."""
+    return write(spark, frame, path, "overwrite", metadata)
+
+
+def write(spark: SparkSession, frame: DataFrame, path: str, mode: str, metadata: str | None = None) -> int:
+    """Overwrite or append in one commit, recording `metadata` as the commit's userMetadata; return
+    the rows written (from the commit's metrics)."""
+    writer = frame.write.format("delta").mode(mode)
+    if mode == "overwrite":
+        writer = writer.option("overwriteSchema", "true")
+    if metadata is not None:
+        writer = writer.option("userMetadata", metadata)
+    writer.save(path)
     history = spark.sql(f"DESCRIBE HISTORY {quoted_path(path)} LIMIT 1").collect()[0]
     return int(history["operationMetrics"].get("numOutputRows", 0))

@@ -9,11 +9,14 @@ MART_NAMES = (
     "orders",
     "basket_daily",
     "customer_360",
+    "customer_segments",
+    "segment_sizes_daily",
     "cart_abandonment_daily",
     "product_sales_daily",
     "funnel_daily",
     "campaign_performance",
     "marketing_kpis_daily",
+    "experiment_results",
 )
 
 

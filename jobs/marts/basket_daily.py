@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.restate import Changes, Restatement, keyed, semi
 from jobs.marts.currency import count_if, other_currency, precedence, with_row_currency
 
 CONTRACT = MartContract(
@@ -62,3 +63,13 @@ def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
         )
     )
     return CONTRACT.conform(daily)
+
+
+def _touched(changes: Changes, published: DataFrame) -> DataFrame:
+    """The dates of every restated order, where it was and where it is now."""
+    return keyed(changes.marts["orders"], "tenant_id", "order_date")
+
+
+RESTATE = Restatement(
+    unit=("tenant_id", "order_date"), touched=_touched, narrow=lambda sources, days: {"orders": semi(sources["orders"], days)}
+)

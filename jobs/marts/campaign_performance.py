@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
+from jobs.marts.restate import Changes, Restatement, Sources, keyed, semi, union_all
 from jobs.marts.sessions import known_sessions
 
 CONTRACT = MartContract(
@@ -131,3 +132,29 @@ def with_rates(campaigns: DataFrame) -> DataFrame:
         .withColumn("click_rate", F.when(recipients > 0, F.col("clickers") / recipients))
         .withColumn("romi", F.when(cost != 0, (F.col("attributed_revenue_cents") - cost) / cost))
     )
+
+
+def _touched(changes: Changes, published: DataFrame) -> DataFrame:
+    """Campaigns with a new campaign-stream event; the campaigns of every SessionStarted of a session
+    with a new one (a late one may become its first); the campaigns of restated orders, before and after."""
+    sessions = semi(changes.sources["SessionStarted"], keyed(changes.events["SessionStarted"], "tenant_id", "session_id"))
+    return union_all(
+        [keyed(changes.events[name], *_KEY) for name in _CAMPAIGN_EVENTS]
+        + [
+            keyed(sessions, "tenant_id", F.col("campaign").alias("campaign_id")),
+            keyed(changes.marts["orders"], "tenant_id", F.col("channel_campaign").alias("campaign_id")),
+        ]
+    )
+
+
+def _narrow(sources: Sources, campaigns: DataFrame) -> Sources:
+    as_session_campaign = campaigns.withColumnRenamed("campaign_id", "campaign")
+    sessions = keyed(semi(sources["SessionStarted"], as_session_campaign), "tenant_id", "session_id")
+    return {
+        **{name: semi(sources[name], campaigns) for name in _CAMPAIGN_EVENTS},
+        "SessionStarted": semi(sources["SessionStarted"], sessions),
+        "orders": semi(sources["orders"], campaigns.withColumnRenamed("campaign_id", "channel_campaign")),
+    }
+
+
+RESTATE = Restatement(unit=tuple(_KEY), touched=_touched, narrow=_narrow)

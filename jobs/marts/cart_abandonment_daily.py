@@ -9,6 +9,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, on_dates, semi, union_all
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.streams import first_in_stream
 
@@ -172,3 +173,21 @@ def _utc(context: BuildContext) -> datetime:
     """The as-of time as an aware UTC datetime; a naive one is read as UTC (BuildContext says so)."""
     as_of = context.as_of
     return as_of.replace(tzinfo=timezone.utc) if as_of.tzinfo is None else as_of.astimezone(timezone.utc)
+
+
+def _touched(changes: Changes, published: DataFrame) -> DataFrame:
+    """The dates of any add of a cart with a new event (a late add may become its first), and every
+    date with an open cart: as the as-of time moves on, open carts become abandoned."""
+    carts = union_all([keyed(changes.events[name], *_CART) for name in INPUTS])
+    adds = semi(changes.sources["CartItemAdded"], carts)
+    still_open = published.filter(F.col("open") > 0).select(*_DAY)
+    return union_all([event_dates(adds, "cart_date"), still_open])
+
+
+def _narrow(sources: Sources, days: DataFrame) -> Sources:
+    """Whole carts: those with an add on one of the days (their first add may be on it)."""
+    carts = keyed(on_dates(sources["CartItemAdded"], days, "cart_date"), *_CART)
+    return {name: semi(sources[name], carts) for name in INPUTS}
+
+
+RESTATE = Restatement(unit=tuple(_DAY), touched=_touched, narrow=_narrow)

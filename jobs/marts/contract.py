@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+if TYPE_CHECKING:
+    from jobs.segments import Segment
 
 
 @dataclass(frozen=True)
@@ -49,3 +53,10 @@ class BuildContext:
     # The run's as-of time (UTC): the largest occurred_at among the events seen, or the time a
     # point-in-time rebuild asked for. Windows ("last 90 days") and "open vs abandoned" count from it.
     as_of: datetime
+    # Marketers' segments (conf/segments.yaml): customer_segments and segment_sizes_daily.
+    segments: tuple[Segment, ...] = ()
+    # Planned traffic split per experiment id (conf experiments.splits): experiment_results.
+    experiment_splits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # A mart's currently published table (None if never published), for marts that accumulate
+    # across runs (segment_sizes_daily keeps the days before this run's).
+    read_published: Callable[[str], DataFrame | None] = lambda mart: None

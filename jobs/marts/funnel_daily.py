@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, semi, streams_touching, union_all
 from jobs.marts.sessions import known_sessions
 
 CONTRACT = MartContract(
@@ -65,3 +66,19 @@ def _sessions_in(rows: DataFrame, flag: str) -> DataFrame:
         .distinct()
         .withColumn(flag, F.lit(True))
     )
+
+
+def _touched(changes: Changes, published: DataFrame) -> DataFrame:
+    """The dates of every session with a new event or a restated order (all its SessionStarted
+    events' dates: a late one may become its first)."""
+    named = [keyed(changes.events[name], *_SESSION) for name in ("SessionStarted", "ProductViewed", "CartItemAdded", "OrderCreated")]
+    sessions = union_all([*named, keyed(changes.marts["orders"], *_SESSION)])
+    return event_dates(semi(changes.sources["SessionStarted"], sessions), "session_date").distinct()
+
+
+def _narrow(sources: Sources, days: DataFrame) -> Sources:
+    sessions = keyed(streams_touching(sources["SessionStarted"], _SESSION, days, "session_date"), *_SESSION)
+    return {name: semi(sources[name], sessions) for name in INPUTS}
+
+
+RESTATE = Restatement(unit=("tenant_id", "session_date"), touched=_touched, narrow=_narrow)

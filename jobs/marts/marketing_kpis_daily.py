@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
+from jobs.marts.restate import Changes, Restatement, Sources, event_dates, semi, keyed, streams_touching, union_all
 from jobs.marts.sessions import known_sessions
 from jobs.marts.streams import first_in_stream
 
@@ -134,3 +135,31 @@ def with_ratios(days: DataFrame) -> DataFrame:
     return days.withColumn("conversion_rate", F.when(sessions > 0, F.col("valid_orders") / sessions)).withColumn(
         "cac_cents", F.when(new_customers > 0, F.col("spend_cents") / new_customers)
     )
+
+
+def _touched(changes: Changes, published: DataFrame) -> DataFrame:
+    """The dates of every SessionStarted of a session with a new one, of every CustomerRegistered
+    of a customer with a new one (a late event may become the first), of restated orders (before
+    and after) and of new spend (its spend_date)."""
+    sessions = semi(changes.sources["SessionStarted"], keyed(changes.events["SessionStarted"], "tenant_id", "session_id"))
+    customers = keyed(changes.events["CustomerRegistered"], "tenant_id", "customer_id")
+    return union_all(
+        [
+            event_dates(sessions, "activity_date"),
+            event_dates(semi(changes.sources["CustomerRegistered"], customers), "activity_date"),
+            changes.marts["orders"].select("tenant_id", F.col("order_date").alias("activity_date")),
+            changes.events["CampaignSpendRecorded"].select("tenant_id", F.col("spend_date").alias("activity_date")),
+        ]
+    )
+
+
+def _narrow(sources: Sources, days: DataFrame) -> Sources:
+    return {
+        "SessionStarted": streams_touching(sources["SessionStarted"], ["tenant_id", "session_id"], days, "activity_date"),
+        "CustomerRegistered": streams_touching(sources["CustomerRegistered"], ["tenant_id", "customer_id"], days, "activity_date"),
+        "orders": semi(sources["orders"], days.withColumnRenamed("activity_date", "order_date")),
+        "CampaignSpendRecorded": semi(sources["CampaignSpendRecorded"], days.withColumnRenamed("activity_date", "spend_date")),
+    }
+
+
+RESTATE = Restatement(unit=tuple(_KEY), touched=_touched, narrow=_narrow)

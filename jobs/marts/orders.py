@@ -8,6 +8,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.restate import Changes, Restatement, Sources, keyed, semi, union_all
 from jobs.marts.sessions import known_sessions
 from jobs.marts.streams import first_in_stream
 
@@ -171,3 +172,26 @@ def with_first_valid_order(orders: DataFrame) -> DataFrame:
 
 def _flag(name: str) -> Column:
     return F.coalesce(F.col(name), F.lit(False))
+
+
+def _touched(changes: Changes, published: DataFrame) -> DataFrame:
+    """Orders with a new event; orders whose session got a SessionStarted (their channel); and, since
+    is_first_valid_order compares a customer's orders, every order of those orders' customers."""
+    created = changes.sources["OrderCreated"]
+    new_sessions = keyed(changes.events["SessionStarted"], "tenant_id", "session_id")
+    direct = union_all(
+        [keyed(changes.events[name], "tenant_id", "order_id") for name in _ORDER_EVENTS]
+        + [keyed(semi(created, new_sessions), "tenant_id", "order_id")]
+    )
+    customers = keyed(semi(created, direct), "tenant_id", "customer_id")
+    return union_all([direct, keyed(semi(created, customers), "tenant_id", "order_id")])
+
+
+def _narrow(sources: Sources, orders: DataFrame) -> Sources:
+    narrowed = {name: semi(sources[name], orders) for name in _ORDER_EVENTS}
+    sessions = keyed(narrowed["OrderCreated"], "tenant_id", "session_id")
+    return {**narrowed, "SessionStarted": semi(sources["SessionStarted"], sessions)}
+
+
+_ORDER_EVENTS = tuple(name for name in INPUTS if name != "SessionStarted")
+RESTATE = Restatement(unit=("tenant_id", "order_id"), touched=_touched, narrow=_narrow)

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, on_dates, semi, union_all
 from jobs.marts.currency import count_if, other_currency, precedence, with_row_currency
 from jobs.marts.streams import first_in_stream
 
@@ -97,3 +98,20 @@ def order_items(order_created: DataFrame) -> DataFrame:
         .select("tenant_id", "order_id", "item.product_id", "item.quantity", "item.unit_price_cents")
         .filter(F.col("product_id").isNotNull())
     )
+
+
+def _touched(changes: Changes, published: DataFrame) -> DataFrame:
+    """The dates of new views, adds and removals, and the order dates of every restated order."""
+    counted = [event_dates(changes.events[name], "activity_date") for name in _COUNTED]
+    sold = changes.marts["orders"].select("tenant_id", F.col("order_date").alias("activity_date"))
+    return union_all([*counted, sold])
+
+
+def _narrow(sources: Sources, days: DataFrame) -> Sources:
+    narrowed = {name: on_dates(sources[name], days, "activity_date") for name in _COUNTED}
+    orders = sources["orders"].join(days.withColumnRenamed("activity_date", "order_date"), on=["tenant_id", "order_date"], how="left_semi")
+    return {**narrowed, "orders": orders, "OrderCreated": semi(sources["OrderCreated"], keyed(orders, "tenant_id", "order_id"))}
+
+
+_COUNTED = ("ProductViewed", "CartItemAdded", "CartItemRemoved")
+RESTATE = Restatement(unit=("tenant_id", "activity_date"), touched=_touched, narrow=_narrow)

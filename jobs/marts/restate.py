@@ -1,0 +1,83 @@
+"""Incremental restatement: which rows of a mart the new events touch, and which inputs rebuild them.
+
+A mart that can be restated declares a `RESTATE = Restatement(...)`:
+- `unit`: the columns of the mart that name a unit of replacement (e.g. tenant and date). A run
+  replaces whole units: the published rows of a touched unit are dropped and the unit is rebuilt.
+- `touched(changes, published)`: the units the run's changes touch, old and new (an order that moved
+  date touches both dates); `published` is the mart as last published. It may over-approximate:
+  rebuilding an untouched unit from all events gives the rows it already had.
+- `narrow(sources, units)`: inputs limited to what rebuilding those units needs (every event of
+  every stream that feeds them). The rebuilt rows are kept only for the touched units, so narrowing
+  may keep too much, never too little.
+A mart without `RESTATE` (customer_360: its windows and scores move with the as-of time) is rebuilt
+whole from its inputs at every run. tests/test_incremental.py proves, on histories cut into batches
+in different ways, that incremental runs and one full rebuild give identical marts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+from typing import Callable, Mapping, Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+Sources = Mapping[str, DataFrame]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a run restates from.
+
+    `events[name]`: the event type's new events (silver columns) since the marts were published.
+    `marts[name]`: for each upstream mart restated in this run, its rows of the touched units before
+    (published) and after (rebuilt), so downstream marts see where a row was and where it is now.
+    `sources`: every input of the run in full (silver tables and this run's upstream marts).
+    """
+
+    events: Mapping[str, DataFrame]
+    marts: Mapping[str, DataFrame]
+    sources: Sources
+
+
+@dataclass(frozen=True)
+class Restatement:
+    unit: tuple[str, ...]
+    touched: Callable[[Changes, DataFrame], DataFrame]
+    narrow: Callable[[Sources, DataFrame], Sources]
+
+
+def union_all(frames: Sequence[DataFrame]) -> DataFrame:
+    return reduce(DataFrame.unionByName, frames).distinct()
+
+
+def event_dates(events: DataFrame, name: str) -> DataFrame:
+    """(tenant_id, <name>): the UTC dates the events occurred on."""
+    return events.select("tenant_id", F.to_date("occurred_at").alias(name))
+
+
+def keyed(frame: DataFrame, *columns: str | Column) -> DataFrame:
+    """Distinct non-null keys: the columns selected, rows with a null among them dropped."""
+    selected = frame.select(*columns)
+    return selected.dropna().distinct()
+
+
+def semi(frame: DataFrame, keys: DataFrame, on: Sequence[str] | None = None) -> DataFrame:
+    """The rows of `frame` whose key is in `keys` (all of `keys`' columns, unless `on` says)."""
+    return frame.join(keys, on=list(on or keys.columns), how="left_semi")
+
+
+def on_dates(events: DataFrame, units: DataFrame, date_name: str) -> DataFrame:
+    """The events that occurred on a unit's date (units: tenant_id and `date_name`)."""
+    dated = events.withColumn(date_name, F.to_date("occurred_at"))
+    return dated.join(units, on=list(units.columns), how="left_semi").drop(date_name)
+
+
+def streams_touching(events: DataFrame, stream_key: Sequence[str], units: DataFrame, date_name: str) -> DataFrame:
+    """Every event of the streams (by `stream_key`) that have at least one event on a unit's date.
+
+    Filtering single events by date would cut streams, and "first in stream" would then pick the
+    wrong event: a stream is kept whole or not at all.
+    """
+    return semi(events, keyed(on_dates(events, units, date_name), *stream_key))

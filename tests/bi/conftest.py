@@ -1,0 +1,61 @@
+"""Published marts for the BI tests: the shop history run through the pipeline twice (the second run
+adds an order and two carts), once per test session, into a warehouse of its own (read only)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pytest
+
+from tests.histories import History, shop_history
+
+
+@dataclass(frozen=True)
+class Published:
+    settings: object
+    first_versions: dict[str, int]  # table version of each mart's first publication
+    latest_versions: dict[str, int]
+
+
+def _extra_order() -> History:
+    extra = History()
+    extra.add(
+        "OrderCreated", "order-o8",
+        {"order_id": "o8", "cart_id": "k-o8", "customer_id": "c8", "session_id": None,
+         "items": [{"product_id": "p8", "category": "misc", "quantity": 4, "unit_price_cents": 250}],
+         "total_cents": 1000, "currency": "EUR", "order_source": "web"},
+        "2026-01-07T09:00:00Z", schema_version=3, event_id="ev-extra-1",
+    )
+    extra.add("OrderConfirmed", "order-o8", {"order_id": "o8"}, "2026-01-07T09:01:00Z", event_id="ev-extra-2")
+    # Carts, so cart_abandonment_daily has rows for each tenant.
+    for tenant, cart in (("t1", "k-x1"), ("t2", "k-x2")):
+        extra.add(
+            "CartItemAdded", f"cart-{cart}",
+            {"cart_id": cart, "session_id": None, "customer_id": None, "product_id": "p1", "category": "misc",
+             "quantity": 1, "unit_price_cents": 700, "currency": "EUR"},
+            "2026-01-07T08:00:00Z", tenant_id=tenant, schema_version=2, event_id=f"ev-cart-{tenant}",
+        )
+    return extra
+
+
+def _versions(spark, settings, run_id=None) -> dict[str, int]:
+    """Each mart's published table version in a run; without a run, its latest publication's."""
+    versions: dict[str, int] = {}
+    for row in spark.read.format("delta").load(f"{settings.warehouse}/meta/publications").collect():
+        if run_id is None or row["run_id"] == run_id:
+            versions[row["mart"]] = max(versions.get(row["mart"], -1), row["table_version"])
+    return versions
+
+
+@pytest.fixture(scope="session")
+def published(spark, settings, tmp_path_factory) -> Published:
+    from jobs import pipeline
+
+    folder = tmp_path_factory.mktemp("bi")
+    run_settings = dataclasses.replace(settings, warehouse=str(folder / "warehouse"))
+    shop_history().write(folder / "landing" / "day1")
+    pipeline.run(run_settings, folder / "landing", run_id="first")
+    _extra_order().write(folder / "landing" / "day2")
+    pipeline.run(run_settings, folder / "landing", run_id="second")
+    return Published(run_settings, _versions(spark, run_settings, "first"), _versions(spark, run_settings))
