@@ -11,12 +11,7 @@ failure quotes the check, the tenant, the expected and the observed value.
 
 A check runs only when every mart it reads is enabled; otherwise it is reported as skipped.
 
-Adding a check is adding one function here. For example, experiment visitors adding up, once
-`experiment_results` exists (issue 5): register
-`@check("experiment_visitors_add_up", marts=("experiment_results",), events=("ExperimentExposed",),
-description=...)` on a function returning, per tenant and experiment, `expected` = distinct
-visitors exposed in silver and `observed` = the mart's visitors summed over variants plus its
-contaminated visitors (see `rows` for the shape).
+Adding a check is adding one function here (see `experiment_visitors_add_up`, the last one).
 
 The derivations from silver are written from the spec (shared `marts.md`), independently of the
 mart code, so a projection bug cannot hide behind the code that made it.
@@ -257,6 +252,23 @@ def cart_abandonment_counts_every_cart_once(inputs: Inputs) -> DataFrame:
     expected = inputs.events["CartItemAdded"].groupBy("tenant_id").agg(F.countDistinct("cart_id").alias("carts"))
     observed = inputs.marts["cart_abandonment_daily"].groupBy("tenant_id").agg(F.sum("carts").alias("carts"))
     return compare(expected, observed, _TENANT, ["carts"])
+
+
+@check(
+    "experiment_visitors_add_up",
+    description="visitors over an experiment's variants plus its contaminated visitors equal the distinct visitors exposed",
+    marts=("experiment_results",),
+    events=("ExperimentExposed",),
+)
+def experiment_visitors_add_up(inputs: Inputs) -> DataFrame:
+    exposed = inputs.events["ExperimentExposed"].select("tenant_id", "experiment_id", "anonymous_id").distinct()
+    expected = exposed.groupBy("tenant_id").agg(F.count("anonymous_id").alias("visitors"))
+    # contaminated_visitors is per experiment, repeated on each of its variants' rows: taken once.
+    per_experiment = inputs.marts["experiment_results"].groupBy("tenant_id", "experiment_id").agg(
+        (F.sum("visitors") + F.max("contaminated_visitors")).alias("visitors")
+    )
+    observed = per_experiment.groupBy("tenant_id").agg(F.sum("visitors").alias("visitors"))
+    return compare(expected, observed, _TENANT, ["visitors"])
 
 
 def _orders_totals(orders: DataFrame, keys: list[str]) -> DataFrame:

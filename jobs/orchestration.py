@@ -146,6 +146,7 @@ def validate_published(settings: Settings, run_id: str, progress: Progress = log
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
+    from jobs import pipeline
     from jobs.marts import MART_NAMES, mart_module
     from jobs.spark import get_spark
     from jobs.tables import LANDING_LEDGER, latest_version, read_table
@@ -155,7 +156,7 @@ def validate_published(settings: Settings, run_id: str, progress: Progress = log
     results, rows = [], {}
     missing = []
     for mart in (name for name in MART_NAMES if name in settings.marts.enabled):
-        path = settings.table_path("gold", mart)
+        path = pipeline.gold_path(settings, mart)  # the current major version's table
         if not DeltaTable.isDeltaTable(spark, path):  # reported below, with every other missing mart
             missing.append(mart)
             continue

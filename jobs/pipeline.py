@@ -315,8 +315,12 @@ def _within(units: DataFrame, window: tuple[date, date] | None) -> DataFrame:
 def _restatable_marts(spark: SparkSession, settings: Settings, upto: int) -> dict[str, int]:
     """The enabled marts whose published table can be restated: the run that published it recorded
     its build, from the same catalog and contract version. Each with the bronze version it reflects."""
+    # The run whose data each mart's current table holds: its latest publication or rollback (a
+    # rollback row carries the restored publication's run).
+    current = [gold_path(settings, mart) for mart in _enabled_marts(settings)]
     latest = (
         read_table(spark, PUBLICATIONS, settings.warehouse)
+        .filter(F.col("action").isin("publish", "rollback") & F.col("table_path").isin(current))
         .groupBy("mart")
         .agg(F.max_by("run_id", "published_at").alias("run_id"))
     )

@@ -33,8 +33,10 @@ log = logging.getLogger("jobs")
 Progress = Callable[[str], None]
 
 PUBLISH, ROLLBACK, END_OF_SUPPORT = "publish", "rollback", "end_of_support"
-# A log row is one event on one version of one table: rerunning a step never logs it twice.
-_LOG_KEY = ("table_path", "table_version", "action")
+# A log row is one event of one run on one version of one table: rerunning a step never logs it
+# twice. The run is part of the key because publishing unchanged (e.g. empty) data makes no new
+# Delta version, and that publication must be logged all the same.
+_LOG_KEY = ("table_path", "table_version", "action", "run_id")
 
 
 class RollbackRefused(RuntimeError):

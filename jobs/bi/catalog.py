@@ -74,7 +74,9 @@ def _gold_publications(spark: SparkSession, settings: Settings):
     log = _publication_log(spark, settings)
     if log is None:
         return None
-    named = log.withColumn("sql_name", F.regexp_extract("table_path", GOLD_NAME_PATTERN, 1))
+    # Publications and rollbacks put a version in front of readers; an end_of_support row does not.
+    published = log.filter(F.col("action").isin("publish", "rollback")).drop("sql_name")
+    named = published.withColumn("sql_name", F.regexp_extract("table_path", GOLD_NAME_PATTERN, 1))
     return named.filter(F.col("sql_name") != "")
 
 
