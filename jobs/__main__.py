@@ -91,7 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     maintain.add_argument("--retention-hours", type=int, help="hours of old files to keep (default: conf maintenance.retention_hours)")
     maintain.add_argument("--force", action="store_true", help="allow a retention below maintenance.min_retention_hours")
 
-    command("status", _status, "show publications and the landing ledger")
+    erase = command("erase", _erase, "erase a customer's personal data (a request from outside the event log)")
+    erase.add_argument("--tenant", required=True)
+    erase.add_argument("--customer", required=True)
+
+    command("status", _status, "show publications, the landing ledger and erasures")
     command("demo", _demo, f"simulate three weeks of two tenants into {DEMO_DIR}/ and publish the marts")
     return parser
 
@@ -168,6 +172,12 @@ def _maintain(settings: Settings, args) -> None:
 
     tables = maintain(settings, args.retention_hours, force=args.force)
     print(f"maintained {len(tables)} tables under {settings.warehouse}")
+
+
+def _erase(settings: Settings, args) -> None:
+    from jobs.privacy.cli import erase_customer
+
+    print(erase_customer(settings, args.tenant, args.customer))
 
 
 def _status(settings: Settings, args) -> None:

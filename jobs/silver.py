@@ -54,6 +54,11 @@ def build_silver(
     event_types = [t for t in EVENT_TYPES if wanted is None or t.name in wanted]
     results = [upcast(bronze.filter(F.col("event_type") == event_type.name), event_type) for event_type in event_types]
     writes = {silver_path(warehouse, t.table_name): r.events for t, r in zip(event_types, results)}
+    erasures = silver_path(warehouse, CATALOG["CustomerErasureRequested"].table_name)
+    if erasures in writes:
+        from jobs.privacy.erasure import with_erasures_outside_the_event_log
+
+        writes[erasures] = with_erasures_outside_the_event_log(spark, warehouse, writes[erasures])
     # One union part per event type; few rows, so one partition instead of one task per part.
     writes[silver_path(warehouse, "invalid_payloads")] = reduce(DataFrame.unionByName, [r.invalid for r in results]).coalesce(1)
     writes[silver_path(warehouse, "held_back")] = reduce(DataFrame.unionByName, [r.held_back for r in results]).coalesce(1)
