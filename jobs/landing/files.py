@@ -23,7 +23,9 @@ from pyspark.sql import functions as F
 
 from jobs.events.catalog import CATALOG
 from jobs.landing.parse import ParsedEvent, Rejection, UnreadableFile, parse_line, read_lines
-from jobs.privacy.crypto import MasterKey, Owner, Protector, Subject, addresses_in, event_owner, subjects_for_event
+from jobs.privacy.crypto import (
+    MasterKey, Owner, Protector, Subject, addresses_in, event_owner, may_hold_address, subjects_for_event,
+)
 from jobs.privacy.keys import KeyStore
 from jobs.tables import BRONZE_EVENTS, LANDING_LEDGER, QUARANTINE, ensure_table, insert_new
 
@@ -342,7 +344,7 @@ def _protect(batch: list[ParsedSource], keys: KeyStore) -> _Protected:
             fields = personal_fields.get(event.event_type, ())
             personal = {name: event.data[name] for name in fields if event.data.get(name) is not None}
             # The raw line holds data and metadata: no address in it, none in them (the common case).
-            if not personal and not addresses_in(event.raw_text):
+            if not personal and not may_hold_address(event.raw_text):
                 events[id(event)] = (_json(event.data), _json(event.metadata), event.raw_text)
                 continue
             owner = event_owner(event.tenant_id, event.stream_type, event.stream_id, event.data)

@@ -154,17 +154,22 @@ def event_owner(tenant_id: str, stream_type: str, stream_id: str, data: Mapping[
     return None
 
 
+def may_hold_address(text: str) -> bool:
+    """A cheap test that rules out most texts before the regular expression runs."""
+    return "@" in text or "%40" in text or "\\u0040" in text
+
+
 def addresses_in(text: str) -> list[str]:
-    return EMAIL.findall(text) if ("@" in text or "%40" in text or "\\u0040" in text) else []
+    return EMAIL.findall(text) if may_hold_address(text) else []
 
 
 def subjects_for_event(
     master: MasterKey, owner: Owner | None, personal: dict[str, Any], texts: Iterable[str]
 ) -> set[Subject]:
     """The keys protecting one event needs: its owner's, or else one per address it holds."""
-    found = [address for text in texts for address in addresses_in(text)]
     if owner is not None:
-        return {owner.subject} if (personal or found) else set()
+        return {owner.subject} if (personal or any(may_hold_address(text) for text in texts)) else set()
+    found = [address for text in texts for address in addresses_in(text)]
     subjects = {master.address_subject(address) for address in found}
     subjects.update(master.address_subject(str(value)) for value in personal.values())
     return subjects
@@ -184,7 +189,7 @@ class Protector:
 
     def text(self, text: str, owner: Owner | None = None) -> str:
         """Every address in the text replaced by a token (under the owner's key when there is one)."""
-        if not addresses_in(text):
+        if not may_hold_address(text):
             return text
         return EMAIL.sub(lambda match: self.value(match.group(0), owner), text)
 

@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.privacy.crypto import DataKey, MasterKey, Subject, new_key
-from jobs.tables import TableSpec, ensure_table, insert_new
+from jobs.tables import TableSpec, ensure_table, insert_new, quoted_path
 
 DATA_KEYS = TableSpec(
     "keys",
@@ -56,12 +56,19 @@ class KeyStore:
         if not new:
             return 0
         now = datetime.now(timezone.utc)
-        rows = []
+        rows, made = [], {}
         for subject in new:
             key_id, key = new_key()
+            made[subject] = DataKey(key_id, key)
             rows.append((key_id, subject.tenant_id, subject.kind, subject.subject, self.master.wrap(key_id, key), now, None))
         insert_new(self.spark, self.spark.createDataFrame(rows, DATA_KEYS.ddl), self.path, ("tenant_id", "kind", "subject"))
-        # Read back what is stored: a key is used only once it is committed.
+        # A key is used only once it is committed. The commit's metrics say whether every row went in
+        # (one writer at a time, so they do); otherwise read back what is stored.
+        commit = self.spark.sql(f"DESCRIBE HISTORY {quoted_path(self.path)} LIMIT 1").collect()[0]
+        if int(commit["operationMetrics"].get("numTargetRowsInserted", -1)) == len(new):
+            self._keys.update(made)
+            self._ids.update({subject: key.key_id for subject, key in made.items()})
+            return len(new)
         self._read(set(new))
         unstored = [subject for subject in new if subject not in self._keys]
         if unstored:
