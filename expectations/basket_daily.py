@@ -1,4 +1,4 @@
-"""basket_daily, one row per tenant, order date, channel source, order source and currency."""
+"""basket_daily, one row per tenant, order date, channel source and order source."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ def expectations(contract: MartContract) -> list[Expectation]:
         # A group with no valid order has no row.
         gxe.ExpectColumnValuesToBeBetween(column="valid_orders", min_value=1),
         gxe.ExpectColumnValuesToBeBetween(column="discount_cents", min_value=0),
+        gxe.ExpectColumnValuesToMatchRegex(column="currency", regex="^[A-Z]{3}$"),
+        # The latest valid order names the currency: at most the others are in another one.
+        rows_satisfy(
+            contract,
+            "amounts_in_other_currencies >= 0 AND amounts_in_other_currencies < valid_orders",
+            shown=("currency", "valid_orders", "amounts_in_other_currencies"),
+        ),
         # try_divide: a row with zero orders fails here instead of failing the query (ANSI mode).
         rows_satisfy(
             contract,

@@ -1,4 +1,4 @@
-"""cart_abandonment_daily, one row per tenant, date of the cart's first add, and currency."""
+"""cart_abandonment_daily, one row per tenant and date of the cart's first add."""
 
 from __future__ import annotations
 
@@ -37,5 +37,11 @@ def expectations(contract: MartContract) -> list[Expectation]:
             contract,
             "abandoned > 0 OR abandoned_value_cents = 0",
             shown=("abandoned", "abandoned_value_cents"),
+        ),
+        # Only abandoned carts carry an amount; those priced in another currency are counted.
+        rows_satisfy(
+            contract,
+            "amounts_in_other_currencies >= 0 AND amounts_in_other_currencies <= abandoned",
+            shown=("currency", "abandoned", "amounts_in_other_currencies"),
         ),
     ]

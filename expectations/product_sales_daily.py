@@ -19,6 +19,7 @@ def expectations(contract: MartContract) -> list[Expectation]:
         # Not capped at 1: a product can be added to carts more often than it is viewed.
         gxe.ExpectColumnValuesToBeBetween(column="view_to_cart_rate", min_value=0),
         gxe.ExpectColumnValuesToMatchRegex(column="currency", regex="^[A-Z]{3}$"),
+        gxe.ExpectColumnValuesToBeBetween(column="amounts_in_other_currencies", min_value=0),
         rows_satisfy(
             contract,
             "IF(views = 0, view_to_cart_rate IS NULL,"

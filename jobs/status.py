@@ -89,7 +89,34 @@ def _basket_headline(basket: DataFrame) -> str:
     return f"{basket.select('tenant_id', 'order_date').distinct().count()} tenant-days with valid orders"
 
 
+def _customers_headline(customers: DataFrame) -> str:
+    row = customers.agg(
+        F.count(F.lit(1)).alias("customers"),
+        F.sum((F.col("valid_orders") > 0).cast("int")).alias("buyers"),
+        F.sum((F.col("valid_orders_90d") > 5).cast("int")).alias("frequent"),
+    ).first()
+    return f"{row['customers']} customers, {row['buyers']} with a valid order, {row['frequent']} with more than 5 in 90 days"
+
+
+def _campaigns_headline(campaigns: DataFrame) -> str:
+    row = campaigns.agg(
+        F.count(F.lit(1)).alias("campaigns"), F.sum("attributed_orders").alias("orders"), F.sum("cost_cents").alias("cost")
+    ).first()
+    return f"{row['campaigns']} campaigns, {row['orders']} attributed valid orders, {row['cost'] / 100:.2f} spent"
+
+
+def _kpis_headline(kpis: DataFrame) -> str:
+    row = kpis.agg(
+        F.sum("sessions").alias("sessions"), F.sum("valid_orders").alias("orders"), F.sum("new_customers").alias("new")
+    ).first()
+    rate = row["orders"] / row["sessions"] if row["sessions"] else 0.0
+    return f"{row['sessions']} sessions, {row['orders']} valid orders ({rate:.1%}), {row['new']} new customers"
+
+
 _HEADLINES = {
+    "customer_360": _customers_headline,
+    "campaign_performance": _campaigns_headline,
+    "marketing_kpis_daily": _kpis_headline,
     "orders": _orders_headline,
     "basket_daily": _basket_headline,
     "cart_abandonment_daily": _carts_headline,
@@ -104,9 +131,14 @@ def print_demo_summary(settings: Settings) -> None:
     print("\nPublished marts (Delta tables):")
     for row in publications.groupBy("mart").agg(F.max_by("row_count", "published_at").alias("rows")).orderBy("mart").collect():
         path = settings.table_path("gold", row["mart"])
+        mart = spark.read.format("delta").load(path)
         headline = _HEADLINES.get(row["mart"])
-        detail = f" ({headline(spark.read.format('delta').load(path))})" if headline else ""
+        detail = f" ({headline(mart)})" if headline else ""
         print(f"  {path}: {row['rows']} rows{detail}")
+        if "amounts_in_other_currencies" in mart.columns:
+            mixed = mart.filter(F.col("amounts_in_other_currencies") > 0).count()
+            if mixed:
+                print(f"    {mixed} rows add amounts recorded in two currencies (see amounts_in_other_currencies)")
     basket = spark.read.format("delta").load(settings.table_path("gold", "basket_daily"))
     print("\nAverage basket per acquisition channel (valid orders, net of discounts):")
     basket.groupBy("tenant_id", "channel_source", "currency").agg(

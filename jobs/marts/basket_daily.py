@@ -1,4 +1,4 @@
-"""One row per tenant, order date, channel source, order source and currency: the average basket."""
+"""One row per tenant, order date, channel source and order source: the average basket."""
 
 from __future__ import annotations
 
@@ -8,18 +8,19 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.currency import count_if, other_currency, precedence, with_row_currency
 
 CONTRACT = MartContract(
     name="basket_daily",
     version="1.0",
-    grain="one row per tenant, order date, channel source and order source (and currency, which a tenant "
-    "that changed currency has two of)",
-    key=("tenant_id", "order_date", "channel_source", "order_source", "currency"),
+    grain="one row per tenant, order date, channel source and order source",
+    key=("tenant_id", "order_date", "channel_source", "order_source"),
     columns=(
         ("tenant_id", "string"),
         ("order_date", "date"),
         ("channel_source", "string"),
         ("order_source", "string"),
+        # The currency of the amounts below (jobs/marts/currency.py): the latest valid order's.
         ("currency", "string"),
         ("valid_orders", "bigint"),
         ("revenue_cents", "bigint"),
@@ -28,20 +29,28 @@ CONTRACT = MartContract(
         # Exact means, not rounded: rounding half-up belongs to whoever stores them as integers.
         ("avg_basket_cents", "double"),
         ("avg_units_per_order", "double"),
+        # Valid orders recorded in another currency than `currency` (still added, as recorded):
+        # non-zero only for a tenant that switched currency.
+        ("amounts_in_other_currencies", "bigint"),
     ),
     nullable=("channel_source",),
 )
 
 INPUTS = ("orders",)
 
+_KEY = list(CONTRACT.key)
+
 
 def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
     """Valid orders only; a group without a valid order has no row."""
+    valid = sources["orders"].filter(F.col("is_valid")).withColumn(
+        "_precedence", precedence(0, F.col("created_at"), F.col("order_id"))
+    )
     daily = (
-        sources["orders"]
-        .filter(F.col("is_valid"))
-        .groupBy("tenant_id", "order_date", "channel_source", "order_source", "currency")
+        with_row_currency(valid, _KEY)
+        .groupBy(*_KEY)
         .agg(
+            F.first("row_currency").alias("currency"),
             F.count(F.lit(1)).alias("valid_orders"),
             F.sum("revenue_cents").alias("revenue_cents"),
             F.sum("net_cents").alias("net_cents"),
@@ -49,6 +58,7 @@ def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
             # Refunds do not lower the average basket: it is the mean net amount.
             F.avg("net_cents").alias("avg_basket_cents"),
             F.avg("units").alias("avg_units_per_order"),
+            count_if(other_currency()).alias("amounts_in_other_currencies"),
         )
     )
     return CONTRACT.conform(daily)

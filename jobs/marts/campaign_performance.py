@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import reduce
 from typing import Mapping
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.sessions import known_sessions
 
 CONTRACT = MartContract(
@@ -19,8 +20,8 @@ CONTRACT = MartContract(
     columns=(
         ("tenant_id", "string"),
         ("campaign_id", "string"),
-        # The currency of every amount below: the spend's, else the attributed orders'; null for a
-        # campaign with neither.
+        # The currency of the amounts below (jobs/marts/currency.py): the latest spend's, else the
+        # latest attributed order's; null for a campaign with neither.
         ("currency", "string"),
         ("recipients", "bigint"),
         ("opens", "bigint"),
@@ -33,9 +34,8 @@ CONTRACT = MartContract(
         ("attributed_revenue_cents", "bigint"),
         ("cost_cents", "bigint"),
         ("romi", "double"),
-        # Spend records and attributed valid orders in another currency than `currency`: never added
-        # to the amounts (attributed_orders still counts such orders). Its suite requires 0, so a
-        # campaign with amounts in two currencies fails validation and is never published.
+        # Spend records and attributed valid orders recorded in another currency than `currency`
+        # (still added to the amounts, as recorded): non-zero only for a tenant that switched currency.
         ("amounts_in_other_currencies", "bigint"),
     ),
     nullable=("currency", "open_rate", "click_rate", "romi"),
@@ -85,7 +85,7 @@ def email_engagement(sources: Mapping[str, DataFrame]) -> DataFrame:
 
 
 def campaign_amounts(spend_recorded: DataFrame, orders: DataFrame) -> DataFrame:
-    """Cost and attributed orders and revenue, in the campaign's currency.
+    """Cost and attributed orders and revenue, added as recorded (see jobs/marts/currency.py).
 
     Attribution is last touch: a valid order belongs to campaign C when its known session's
     campaign is C (the orders mart's channel_campaign).
@@ -96,7 +96,7 @@ def campaign_amounts(spend_recorded: DataFrame, orders: DataFrame) -> DataFrame:
         F.col("cost_cents").alias("amount_cents"),
         "currency",
         # The latest spend (by its date, then by the store's order) names the currency.
-        _precedence(1, F.col("spend_date").cast("timestamp"), F.col("event_id")),
+        precedence(1, F.col("spend_date").cast("timestamp"), F.col("event_id")),
     )
     attributed = orders.filter(F.col("is_valid") & F.col("channel_campaign").isNotNull()).select(
         "tenant_id",
@@ -105,22 +105,16 @@ def campaign_amounts(spend_recorded: DataFrame, orders: DataFrame) -> DataFrame:
         F.col("revenue_cents").alias("amount_cents"),
         "currency",
         # Spend outranks orders; among orders the latest created names the currency.
-        _precedence(0, F.col("created_at"), F.col("order_id")),
+        precedence(0, F.col("created_at"), F.col("order_id")),
     )
     amounts = with_row_currency(spend.unionByName(attributed), _KEY)
-    in_currency = F.col("currency") == F.col("row_currency")
     return amounts.groupBy(*_KEY).agg(
         F.first("row_currency").alias("currency"),
-        _count_if(~F.col("is_spend")).alias("attributed_orders"),
-        _sum_if(~F.col("is_spend") & in_currency, "amount_cents").alias("attributed_revenue_cents"),
-        _sum_if(F.col("is_spend") & in_currency, "amount_cents").alias("cost_cents"),
-        _count_if(~in_currency).alias("amounts_in_other_currencies"),
+        count_if(~F.col("is_spend")).alias("attributed_orders"),
+        sum_if(~F.col("is_spend"), "amount_cents").alias("attributed_revenue_cents"),
+        sum_if(F.col("is_spend"), "amount_cents").alias("cost_cents"),
+        count_if(other_currency()).alias("amounts_in_other_currencies"),
     )
-
-
-def with_row_currency(amounts: DataFrame, key: list[str]) -> DataFrame:
-    """Each amount with the currency of the row it belongs to: that of its highest `_precedence`."""
-    return amounts.withColumn("row_currency", F.max_by("currency", "_precedence").over(Window.partitionBy(*key)))
 
 
 def with_defaults(campaigns: DataFrame) -> DataFrame:
@@ -137,15 +131,3 @@ def with_rates(campaigns: DataFrame) -> DataFrame:
         .withColumn("click_rate", F.when(recipients > 0, F.col("clickers") / recipients))
         .withColumn("romi", F.when(cost != 0, (F.col("attributed_revenue_cents") - cost) / cost))
     )
-
-
-def _precedence(rank: int, at: Column, tiebreak: Column) -> Column:
-    return F.struct(F.lit(rank).alias("rank"), at.alias("at"), tiebreak.alias("tiebreak")).alias("_precedence")
-
-
-def _count_if(condition: Column) -> Column:
-    return F.sum(F.when(condition, F.lit(1)).otherwise(F.lit(0))).cast("bigint")
-
-
-def _sum_if(condition: Column, name: str) -> Column:
-    return F.sum(F.when(condition, F.col(name)).otherwise(F.lit(0))).cast("bigint")

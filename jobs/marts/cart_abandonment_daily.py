@@ -1,4 +1,4 @@
-"""One row per tenant, UTC date of the cart's first CartItemAdded, and currency: what became of carts."""
+"""One row per tenant and UTC date of the cart's first CartItemAdded: what became of carts."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.streams import first_in_stream
 
 CONTRACT = MartContract(
     name="cart_abandonment_daily",
     version="1.0",
-    # Currency is in the grain as in basket_daily: a tenant whose carts were priced in EUR (v1) and in
-    # its own currency (v2) on the same day has one row per currency, so no sum mixes currencies.
-    grain="one row per tenant, UTC date of the cart's first CartItemAdded, and currency of that add",
-    key=("tenant_id", "cart_date", "currency"),
+    grain="one row per tenant and UTC date of the cart's first CartItemAdded",
+    key=("tenant_id", "cart_date"),
     columns=(
         ("tenant_id", "string"),
         ("cart_date", "date"),
+        # The currency of abandoned_value_cents (jobs/marts/currency.py): that of the latest cart's
+        # first add.
         ("currency", "string"),
         ("carts", "bigint"),
         ("converted", "bigint"),
@@ -28,8 +29,11 @@ CONTRACT = MartContract(
         ("open", "bigint"),
         # abandoned / (abandoned + converted); null when both are 0 (open carts only).
         ("abandonment_rate", "double"),
-        # In cents of `currency`: the unit prices of the carts' adds, never converted.
+        # The unit prices of the abandoned carts' adds, added as recorded.
         ("abandoned_value_cents", "bigint"),
+        # Abandoned carts priced in another currency than `currency` (still added, as recorded):
+        # non-zero only for a tenant that switched currency.
+        ("amounts_in_other_currencies", "bigint"),
     ),
     nullable=("abandonment_rate",),
 )
@@ -40,20 +44,25 @@ INPUTS = ("CartItemAdded", "CartItemRemoved", "OrderCreated")
 ABANDONED_AFTER = timedelta(hours=24)
 
 _CART = ["tenant_id", "cart_id"]  # cart ids repeat across tenants: a cart is per tenant
+_DAY = ["tenant_id", "cart_date"]
 
 
 def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
+    carts = cart_outcomes(sources, context).withColumn(
+        "_precedence", precedence(0, F.col("first_added_at"), F.col("cart_id"))
+    )
+    abandoned = F.col("outcome") == "abandoned"
     daily = (
-        cart_outcomes(sources, context)
-        .groupBy("tenant_id", "cart_date", "currency")
+        with_row_currency(carts, _DAY)
+        .groupBy(*_DAY)
         .agg(
+            F.first("row_currency").alias("currency"),
             F.count(F.lit(1)).alias("carts"),
-            _count_where(F.col("outcome") == "converted").alias("converted"),
-            _count_where(F.col("outcome") == "abandoned").alias("abandoned"),
-            _count_where(F.col("outcome") == "open").alias("open"),
-            F.sum(F.when(F.col("outcome") == "abandoned", F.col("value_cents")).otherwise(F.lit(0))).alias(
-                "abandoned_value_cents"
-            ),
+            count_if(F.col("outcome") == "converted").alias("converted"),
+            count_if(F.col("outcome") == "abandoned").alias("abandoned"),
+            count_if(F.col("outcome") == "open").alias("open"),
+            sum_if(abandoned, "value_cents").alias("abandoned_value_cents"),
+            count_if(abandoned & other_currency()).alias("amounts_in_other_currencies"),
         )
         .withColumn("abandonment_rate", abandonment_rate(F.col("abandoned"), F.col("converted")))
     )
@@ -74,7 +83,7 @@ def cart_outcomes(sources: Mapping[str, DataFrame], context: BuildContext) -> Da
         .join(converted_carts(sources["OrderCreated"]), on=_CART, how="left")
         .join(cart_values(adds, removes), on=_CART, how="left")
         .transform(lambda carts: with_outcome(carts, context))
-        .select(*_CART, "cart_date", "currency", "last_event_at", "outcome", "value_cents")
+        .select(*_CART, "cart_date", "first_added_at", "currency", "last_event_at", "outcome", "value_cents")
     )
 
 
@@ -84,9 +93,8 @@ def first_adds(adds: DataFrame) -> DataFrame:
     A cart whose adds mix currencies (only across a tenant's switch from v1, always EUR, to v2 in its
     own currency) is counted under the currency of its first add.
     """
-    return (
-        first_in_stream(adds, *_CART)
-        .select(*_CART, F.to_date("occurred_at").alias("cart_date"), "currency")
+    return first_in_stream(adds, *_CART).select(
+        *_CART, F.to_date("occurred_at").alias("cart_date"), F.col("occurred_at").alias("first_added_at"), "currency"
     )
 
 
@@ -158,9 +166,6 @@ def abandonment_rate(abandoned: Column, converted: Column) -> Column:
 def _cart_events(events: DataFrame) -> DataFrame:
     return events.select(*_CART, "stream_version", "global_position", "occurred_at")
 
-
-def _count_where(condition: Column) -> Column:
-    return F.count(F.when(condition, F.lit(1)))
 
 
 def _utc(context: BuildContext) -> datetime:

@@ -9,6 +9,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.streams import first_in_stream
 
 # Privacy: customers are linked by customer_id only. No email or other direct identifier is read
@@ -28,7 +29,7 @@ CONTRACT = MartContract(
         ("country", "string"),
         ("email_consent", "boolean"),
         ("is_erased", "boolean"),
-        # The currency of every amount below: that of the customer's latest valid order.
+        # The currency of the amounts below (jobs/marts/currency.py): the latest valid order's.
         ("currency", "string"),
         ("valid_orders", "bigint"),
         ("revenue_cents", "bigint"),
@@ -44,8 +45,8 @@ CONTRACT = MartContract(
         ("recency_score", "int"),
         ("frequency_score", "int"),
         ("monetary_score", "int"),
-        # Valid orders in another currency than `currency`: counted in valid_orders*, never added to
-        # the amounts. Its suite requires 0, so a customer with two currencies is never published.
+        # Valid orders recorded in another currency than `currency` (still added to the amounts, as
+        # recorded): non-zero only for a customer of a tenant that switched currency.
         ("amounts_in_other_currencies", "bigint"),
     ),
     nullable=(
@@ -134,31 +135,27 @@ def valid_order_history(orders: DataFrame, as_of: datetime) -> DataFrame:
     """Per customer with a valid order: counts, amounts, dates, windows, and days since the last one.
 
     "Last N days" are orders created in (as_of - N days, as_of]; the pipeline never passes events
-    after as_of, so only the lower bound is applied. Amounts are summed in the currency of the
-    customer's latest valid order only: two currencies are never added up.
+    after as_of, so only the lower bound is applied. Amounts are added as recorded
+    (jobs/marts/currency.py).
     """
-    latest = Window.partitionBy(*_KEY)
-    valid = (
-        orders.filter(F.col("is_valid") & F.col("customer_id").isNotNull())
-        .withColumn("_currency", F.max_by("currency", F.struct("created_at", "order_id")).over(latest))
-        .withColumn("_in_currency", F.col("currency") == F.col("_currency"))
+    valid = orders.filter(F.col("is_valid") & F.col("customer_id").isNotNull()).select(
+        *_KEY, "created_at", "order_date", "revenue_cents", "net_cents", "currency",
+        precedence(0, F.col("created_at"), F.col("order_id")),
     )
-    in_currency = F.col("_in_currency")
-    windows = [_count_if(_in_last(days, as_of)).alias(f"valid_orders_{days}d") for days in WINDOW_DAYS]
+    windows = [count_if(_in_last(days, as_of)).alias(f"valid_orders_{days}d") for days in WINDOW_DAYS]
     return (
-        valid.groupBy(*_KEY)
+        with_row_currency(valid, _KEY)
+        .groupBy(*_KEY)
         .agg(
-            F.first("_currency").alias("currency"),
+            F.first("row_currency").alias("currency"),
             F.count(F.lit(1)).alias("valid_orders"),
-            F.sum(F.when(in_currency, F.col("revenue_cents")).otherwise(F.lit(0))).alias("revenue_cents"),
-            F.avg(F.when(in_currency, F.col("net_cents"))).alias("avg_basket_cents"),
+            F.sum("revenue_cents").alias("revenue_cents"),
+            F.avg("net_cents").alias("avg_basket_cents"),
             F.min("order_date").alias("first_valid_order_date"),
             F.max("order_date").alias("last_valid_order_date"),
             *windows,
-            F.sum(F.when(in_currency & _in_last(90, as_of), F.col("revenue_cents")).otherwise(F.lit(0))).alias(
-                "revenue_90d_cents"
-            ),
-            _count_if(~in_currency).alias("amounts_in_other_currencies"),
+            sum_if(_in_last(90, as_of), "revenue_cents").alias("revenue_90d_cents"),
+            count_if(other_currency()).alias("amounts_in_other_currencies"),
         )
         # Both are UTC dates: the as-of date and the last valid order's order_date.
         .withColumn("days_since_last_order", F.datediff(F.lit(as_of.date()), F.col("last_valid_order_date")))
@@ -196,7 +193,3 @@ def _quintile_score(worst_to_best: Column, scored: Column) -> Column:
 def _in_last(days: int, as_of: datetime) -> Column:
     """Created in (as_of - days, as_of]: an order exactly `days` days before as_of is out."""
     return F.col("created_at") > F.lit(as_of - timedelta(days=days))
-
-
-def _count_if(condition: Column) -> Column:
-    return F.sum(F.when(condition, F.lit(1)).otherwise(F.lit(0))).cast("bigint")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import reduce
 from typing import Mapping
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.sessions import known_sessions
 from jobs.marts.streams import first_in_stream
 
@@ -22,8 +23,8 @@ CONTRACT = MartContract(
         # The UTC date of each thing counted: a session's start, an order's creation, a
         # registration, and a spend's own spend_date (not when the spend was recorded).
         ("activity_date", "date"),
-        # The currency of every amount below: the spend's, else the valid orders'; null on a day
-        # with neither.
+        # The currency of the amounts below (jobs/marts/currency.py): the latest spend's, else the
+        # latest valid order's; null on a day with neither.
         ("currency", "string"),
         ("sessions", "bigint"),
         ("visitors", "bigint"),
@@ -37,9 +38,8 @@ CONTRACT = MartContract(
         ("new_customers", "bigint"),
         ("spend_cents", "bigint"),
         ("cac_cents", "double"),
-        # Valid orders and spend records in another currency than `currency`: counted in
-        # valid_orders, never added to the amounts. Its suite requires 0, so a day with amounts in
-        # two currencies fails validation and is never published.
+        # Valid orders and spend records recorded in another currency than `currency` (still added
+        # to the amounts, as recorded): non-zero only for a tenant that switched currency.
         ("amounts_in_other_currencies", "bigint"),
     ),
     nullable=("currency", "avg_basket_cents", "conversion_rate", "cac_cents"),
@@ -90,7 +90,7 @@ def daily_new_customers(customer_registered: DataFrame) -> DataFrame:
 
 
 def daily_amounts(orders: DataFrame, spend_recorded: DataFrame) -> DataFrame:
-    """Valid orders by order date and spend by spend date, summed in the day's currency only."""
+    """Valid orders by order date and spend by spend date, added as recorded (jobs/marts/currency.py)."""
     valid = orders.filter(F.col("is_valid")).select(
         "tenant_id",
         F.col("order_date").alias("activity_date"),
@@ -99,7 +99,7 @@ def daily_amounts(orders: DataFrame, spend_recorded: DataFrame) -> DataFrame:
         "net_cents",
         "currency",
         # Spend outranks orders; among orders the latest created names the currency.
-        _precedence(0, F.col("created_at"), F.col("order_id")),
+        precedence(0, F.col("created_at"), F.col("order_id")),
     )
     spend = spend_recorded.select(
         "tenant_id",
@@ -108,25 +108,19 @@ def daily_amounts(orders: DataFrame, spend_recorded: DataFrame) -> DataFrame:
         F.col("cost_cents").alias("amount_cents"),
         F.lit(None).cast("bigint").alias("net_cents"),
         "currency",
-        _precedence(1, F.col("recorded_at"), F.col("event_id")),
+        precedence(1, F.col("recorded_at"), F.col("event_id")),
     )
     amounts = with_row_currency(valid.unionByName(spend), _KEY)
-    in_currency = F.col("currency") == F.col("row_currency")
     is_order = ~F.col("is_spend")
     return amounts.groupBy(*_KEY).agg(
         F.first("row_currency").alias("currency"),
-        _count_if(is_order).alias("valid_orders"),
-        _sum_if(is_order & in_currency, "amount_cents").alias("revenue_cents"),
+        count_if(is_order).alias("valid_orders"),
+        sum_if(is_order, "amount_cents").alias("revenue_cents"),
         # Refunds do not lower the average basket: it is the mean net amount.
-        F.avg(F.when(is_order & in_currency, F.col("net_cents"))).alias("avg_basket_cents"),
-        _sum_if(F.col("is_spend") & in_currency, "amount_cents").alias("spend_cents"),
-        _count_if(~in_currency).alias("amounts_in_other_currencies"),
+        F.avg(F.when(is_order, F.col("net_cents"))).alias("avg_basket_cents"),
+        sum_if(F.col("is_spend"), "amount_cents").alias("spend_cents"),
+        count_if(other_currency()).alias("amounts_in_other_currencies"),
     )
-
-
-def with_row_currency(amounts: DataFrame, key: list[str]) -> DataFrame:
-    """Each amount with the currency of the row it belongs to: that of its highest `_precedence`."""
-    return amounts.withColumn("row_currency", F.max_by("currency", "_precedence").over(Window.partitionBy(*key)))
 
 
 def with_defaults(days: DataFrame) -> DataFrame:
@@ -140,15 +134,3 @@ def with_ratios(days: DataFrame) -> DataFrame:
     return days.withColumn("conversion_rate", F.when(sessions > 0, F.col("valid_orders") / sessions)).withColumn(
         "cac_cents", F.when(new_customers > 0, F.col("spend_cents") / new_customers)
     )
-
-
-def _precedence(rank: int, at: Column, tiebreak: Column) -> Column:
-    return F.struct(F.lit(rank).alias("rank"), at.alias("at"), tiebreak.alias("tiebreak")).alias("_precedence")
-
-
-def _count_if(condition: Column) -> Column:
-    return F.sum(F.when(condition, F.lit(1)).otherwise(F.lit(0))).cast("bigint")
-
-
-def _sum_if(condition: Column, name: str) -> Column:
-    return F.sum(F.when(condition, F.col(name)).otherwise(F.lit(0))).cast("bigint")

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.currency import count_if, other_currency, precedence, with_row_currency
 from jobs.marts.streams import first_in_stream
 
 CONTRACT = MartContract(
@@ -27,10 +28,12 @@ CONTRACT = MartContract(
         ("view_to_cart_rate", "double"),
         ("units_sold", "bigint"),
         ("revenue_cents", "bigint"),
-        # Views and adds have no currency, so it is not in the grain: it is the currency of the row's
-        # sales, null on a row without sales, and null too (revenue summed as recorded) in the rare
-        # row whose sales mix currencies (a tenant switching from v1, always EUR, within the day).
+        # The currency of revenue_cents (jobs/marts/currency.py): the latest sold order's; null on a
+        # row without sales.
         ("currency", "string"),
+        # Sold item lines recorded in another currency than `currency` (still added, as recorded):
+        # non-zero only for a tenant that switched currency (v1, always EUR) within the day.
+        ("amounts_in_other_currencies", "bigint"),
     ),
     nullable=("view_to_cart_rate", "currency"),
 )
@@ -47,7 +50,8 @@ def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
         .join(daily_event_counts(sources["CartItemRemoved"], "removes"), on=_KEY, how="full")
         .join(daily_sales(sources["orders"], sources["OrderCreated"]), on=_KEY, how="full")
     )
-    zero_if_none = {name: 0 for name in ("views", "adds_to_cart", "removes", "units_sold", "revenue_cents")}
+    counts = ("views", "adds_to_cart", "removes", "units_sold", "revenue_cents", "amounts_in_other_currencies")
+    zero_if_none = {name: 0 for name in counts}
     products = activity.fillna(zero_if_none).withColumn(
         "view_to_cart_rate", F.when(F.col("views") > 0, F.col("adds_to_cart") / F.col("views"))
     )
@@ -68,13 +72,17 @@ def daily_sales(orders: DataFrame, order_created: DataFrame) -> DataFrame:
     refunds are not spread over products, so revenue here is the items' gross amount."""
     items = (
         orders.filter(F.col("is_valid"))
-        .select("tenant_id", "order_id", F.col("order_date").alias("activity_date"), "currency")
+        .select(
+            "tenant_id", "order_id", F.col("order_date").alias("activity_date"), "currency",
+            precedence(0, F.col("created_at"), F.col("order_id")),
+        )
         .join(order_items(order_created), on=["tenant_id", "order_id"], how="inner")
     )
-    return items.groupBy(*_KEY).agg(
+    return with_row_currency(items, _KEY).groupBy(*_KEY).agg(
         F.sum("quantity").alias("units_sold"),
         F.sum(F.col("quantity") * F.col("unit_price_cents")).alias("revenue_cents"),
-        F.when(F.count_distinct("currency") == 1, F.min("currency")).alias("currency"),
+        F.first("row_currency").alias("currency"),
+        count_if(other_currency()).alias("amounts_in_other_currencies"),
     )
 
 

@@ -16,16 +16,18 @@ from tests.marts.histories_behaviour import cart_history, landed_sources
 AS_OF = as_of("2026-01-10T12:00:00+00:00")
 JAN_6, JAN_7, JAN_8, JAN_9, JAN_10 = (dt.date(2026, 1, day) for day in (6, 7, 8, 9, 10))
 
-# (tenant, cart date, currency, carts, converted, abandoned, open, abandonment rate, abandoned value)
+# (tenant, cart date, currency, carts, converted, abandoned, open, abandonment rate, abandoned value,
+#  abandoned carts priced in another currency)
 EXPECTED = [
-    ("t1", JAN_6, "EUR", 1, 0, 1, 0, 1.0, 1260),  # k5: 3 x 420, the price of its last add by version
-    ("t1", JAN_7, "EUR", 1, 1, 0, 0, 0.0, 0),  # k3, converted two days later
+    ("t1", JAN_6, "EUR", 1, 0, 1, 0, 1.0, 1260, 0),  # k5: 3 x 420, the price of its last add by version
+    ("t1", JAN_7, "EUR", 1, 1, 0, 0, 0.0, 0, 0),  # k3, converted two days later
     # k1 (2 x 1300 + 999) and k2 (700) abandoned, k8 converted.
-    ("t1", JAN_8, "EUR", 3, 1, 2, 0, 2 / 3, 3599 + 700),
-    ("t1", JAN_9, "EUR", 1, 0, 0, 1, None, 0),  # k4, last touched exactly 24 h before as-of
-    ("t1", JAN_10, "EUR", 1, 0, 0, 1, None, 0),  # k6
-    ("t2", JAN_8, "GBP", 1, 0, 1, 0, 1.0, 1800),  # t2's own k1
-    ("t2", JAN_8, "EUR", 1, 1, 0, 0, 0.0, 0),  # k7, added in v1
+    ("t1", JAN_8, "EUR", 3, 1, 2, 0, 2 / 3, 3599 + 700, 0),
+    ("t1", JAN_9, "EUR", 1, 0, 0, 1, None, 0, 0),  # k4, last touched exactly 24 h before as-of
+    ("t1", JAN_10, "EUR", 1, 0, 0, 1, None, 0, 0),  # k6
+    # t2's own k1 (GBP, abandoned, first added at 10:00, so its currency names the row) and k7 (added
+    # in v1, so EUR, at 09:00; converted, so it carries no amount).
+    ("t2", JAN_8, "GBP", 2, 1, 1, 0, 0.5, 1800, 0),
 ]
 
 

@@ -16,19 +16,21 @@ from tests.marts.histories_behaviour import landed_sources, product_history
 AS_OF = as_of("2026-01-07T00:00:00+00:00")
 JAN_5, JAN_6 = dt.date(2026, 1, 5), dt.date(2026, 1, 6)
 
-# (tenant, date, product, views, adds, removes, view-to-cart rate, units sold, revenue, currency)
+# (tenant, date, product, views, adds, removes, view-to-cart rate, units sold, revenue, currency,
+#  amounts in other currencies)
 EXPECTED = [
     # o1 sells p1 x2 at 12.50 (v1); the cancelled o2's p1 x5 is not sold.
-    ("t1", JAN_5, "p1", 3, 4, 1, 4 / 3, 2, 2500, "EUR"),
-    ("t1", JAN_5, "p2", 2, 0, 0, 0.0, 1, 4000, "EUR"),
-    ("t1", JAN_5, "p3", 0, 1, 0, None, 0, 0, None),
-    ("t1", JAN_6, "p1", 1, 0, 0, 0.0, 1, 1300, "EUR"),
+    ("t1", JAN_5, "p1", 3, 4, 1, 4 / 3, 2, 2500, "EUR", 0),
+    ("t1", JAN_5, "p2", 2, 0, 0, 0.0, 1, 4000, "EUR", 0),
+    ("t1", JAN_5, "p3", 0, 1, 0, None, 0, 0, None, 0),
+    ("t1", JAN_6, "p1", 1, 0, 0, 0.0, 1, 1300, "EUR", 0),
     # o5's promotion and refund are not spread over its items.
-    ("t1", JAN_6, "p2", 0, 0, 1, None, 1, 4000, "EUR"),
-    ("t1", JAN_6, "p5", 0, 0, 0, None, 2, 500, "EUR"),
-    ("t2", JAN_5, "p1", 1, 0, 0, 0.0, 1, 999, "GBP"),
-    # 500 EUR cents (v1) + 999 GBP pence: no single currency.
-    ("t2", JAN_6, "p1", 0, 0, 0, None, 2, 1499, None),
+    ("t1", JAN_6, "p2", 0, 0, 1, None, 1, 4000, "EUR", 0),
+    ("t1", JAN_6, "p5", 0, 0, 0, None, 2, 500, "EUR", 0),
+    ("t2", JAN_5, "p1", 1, 0, 0, 0.0, 1, 999, "GBP", 0),
+    # 500 EUR cents (o8, v1) + 999 GBP pence (o9, created later, so it names the currency), added as
+    # recorded; the EUR line is counted.
+    ("t2", JAN_6, "p1", 0, 0, 0, None, 2, 1499, "GBP", 1),
 ]
 
 
@@ -90,9 +92,10 @@ def test_a_row_without_sales_has_no_currency(rows):
     assert rows["t1", JAN_5, "p3"]["currency"] is None
 
 
-def test_sales_in_two_currencies_on_one_day_have_no_single_currency(rows):
+def test_sales_in_two_currencies_on_one_day_are_added_and_counted(rows):
     row = rows["t2", JAN_6, "p1"]
-    assert (row["units_sold"], row["revenue_cents"], row["currency"]) == (2, 1499, None)
+    got = (row["units_sold"], row["revenue_cents"], row["currency"], row["amounts_in_other_currencies"])
+    assert got == (2, 1499, "GBP", 1)
 
 
 def test_a_tenants_sales_are_its_own(rows):
