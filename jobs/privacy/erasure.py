@@ -204,7 +204,8 @@ def erasure_summary(spark: SparkSession, warehouse: str) -> DataFrame:
 def with_erasures_outside_the_event_log(spark: SparkSession, warehouse: str, erasure_events: DataFrame) -> DataFrame:
     """Silver's `CustomerErasureRequested` rows plus one per erasure requested outside the event log
     (`erase`), shaped like them, so that every projection (customer_360's `is_erased`) sees both.
-    Columns an event would have and a command has not (stream version, source file, ...) are null."""
+    Columns an event would have and a command has not (stream version, source file, ...) are null;
+    `occurred_at` is 1970-01-01 and `recorded_at` the request's time."""
     if not Path(ERASURE_LOG.path(warehouse), "_delta_log").is_dir():
         return erasure_events
     requested = read_table(spark, ERASURE_LOG, warehouse).filter(F.col("source") == SOURCE_CLI)
@@ -215,7 +216,9 @@ def with_erasures_outside_the_event_log(spark: SparkSession, warehouse: str, era
         "stream_type": F.lit("customer"),
         "event_type": F.lit(ERASURE_EVENT),
         "schema_version": F.lit(1),
-        "occurred_at": F.col("requested_at"),
+        # A request from outside the event log has no place on the events' timeline, and an erasure
+        # holds for every as-of time: marts keep events up to their as-of time, so it goes first.
+        "occurred_at": F.lit("1970-01-01 00:00:00").cast("timestamp"),
         "recorded_at": F.col("requested_at"),
         "customer_id": F.col("customer_id"),
     }

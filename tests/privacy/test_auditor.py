@@ -148,7 +148,9 @@ def test_no_key_that_opens_an_erased_customers_data_is_left_in_any_file(spark, a
             keys[row["key_id"]] = DataKey(row["key_id"], master.unwrap(row["key_id"], bytes(row["wrapped_key"])))
     # The erased customers' data is still there, encrypted: the test is not vacuous.
     assert {key_id for key_id, _body in tokens} >= set(erased_ids.values())
-    readable = {str(keys[key_id].decrypt(body)) for key_id, body in tokens if key_id in keys}
+    # Delta's column statistics hold 32-character prefixes of tokens: fragments no key opens or needs to.
+    whole = [(key_id, body) for key_id, body in tokens if len(body) >= 40]
+    readable = {str(keys[key_id].decrypt(body)) for key_id, body in whole if key_id in keys}
     assert not readable & {email for emails in ERASED.values() for email in emails}
     assert not {key_id for key_id, _ in tokens if key_id in keys} & set(erased_ids.values())
     # The mechanism still works for everyone else.
