@@ -126,7 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--version", type=int, help="a published Delta table version (default: the latest publication)")
     export.add_argument("--out", type=Path, required=True, help="folder to write into")
 
-    command("status", _status, "show publications, rollbacks and the landing ledger")
+
+    erase = command("erase", _erase, "erase a customer's personal data (a request from outside the event log)")
+    erase.add_argument("--tenant", required=True)
+    erase.add_argument("--customer", required=True)
+
+    command("status", _status, "show publications, rollbacks, the landing ledger and erasures")
     command("demo", _demo, f"simulate three weeks of two tenants into {DEMO_DIR}/ and publish the marts")
     return parser
 
@@ -266,6 +271,12 @@ def _export(settings: Settings, args) -> None:
     extracts = export(settings, args.marts, args.format, args.out, tenant=args.tenant, version=args.version)
     for extract in extracts:
         print(f"{args.out / extract.file}: {extract.rows} rows of {extract.table} version {extract.table_version}")
+
+
+def _erase(settings: Settings, args) -> None:
+    from jobs.privacy.cli import erase_customer
+
+    print(erase_customer(settings, args.tenant, args.customer))
 
 
 def _status(settings: Settings, args) -> None:

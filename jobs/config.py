@@ -125,6 +125,20 @@ class ServeSettings:
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    """Where the master key comes from (docs/privacy.md). Only names of variables and a path sit in
+    conf/; the key itself never does."""
+
+    # Environment variable holding the master key itself (32 bytes, base64).
+    master_key_env: str = "LAKEHOUSE_MASTER_KEY"
+    # Environment variable holding the path of a file that holds the master key (base64 text).
+    master_key_file_env: str = "LAKEHOUSE_MASTER_KEY_FILE"
+    # When neither variable is set: this key file, generated on first use (local runs, tests, the demo).
+    # "" refuses to run without a configured key.
+    local_key_file: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str
     warehouse: str
@@ -140,6 +154,7 @@ class Settings:
     segments: tuple[Segment, ...] = ()
     writer_lock: WriterLockSettings = field(default_factory=WriterLockSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     def table_path(self, layer: str, name: str) -> str:
         """Where a Delta table lives: `<warehouse>/<layer>/<name>`."""
@@ -223,6 +238,42 @@ def read_secret(env_name: str, environ: Mapping[str, str] | None = None) -> str 
     if env_name not in environ:
         raise ConfigError(f"environment variable {env_name} is not set (named by a password_env setting)")
     return environ[env_name]
+
+
+class MasterKeyMissing(ConfigError):
+    """No master key is configured, so personal data cannot be encrypted; nothing was written."""
+
+
+def read_master_key(settings: Settings, environ: Mapping[str, str] | None = None) -> bytes:
+    """The master key that wraps every data key: from `privacy.master_key_env`, else the file named by
+    `privacy.master_key_file_env`, else `privacy.local_key_file` (made on first use). Error messages
+    name the source, never the key."""
+    from jobs.privacy.crypto import decode_master_key, new_master_key_text
+
+    environ = os.environ if environ is None else environ
+    privacy = settings.privacy
+    if environ.get(privacy.master_key_env):
+        return decode_master_key(environ[privacy.master_key_env], f"environment variable {privacy.master_key_env}")
+    if environ.get(privacy.master_key_file_env):
+        path = Path(environ[privacy.master_key_file_env])
+        if not path.is_file():
+            raise MasterKeyMissing(f"{privacy.master_key_file_env} names {path}, which is not a file")
+        return decode_master_key(path.read_text(encoding="ascii"), f"file {path} ({privacy.master_key_file_env})")
+    if privacy.local_key_file:
+        path = Path(privacy.local_key_file)
+        if not path.is_absolute():
+            path = PROJECT_ROOT / path
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Created readable by its owner only, and never inside the repository's tracked files.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="ascii") as key_file:
+                key_file.write(new_master_key_text() + "\n")
+        return decode_master_key(path.read_text(encoding="ascii"), f"file {path} (privacy.local_key_file)")
+    raise MasterKeyMissing(
+        f"no master key: set {privacy.master_key_env} (base64 of 32 bytes) or {privacy.master_key_file_env} "
+        f"(a file holding it); personal fields cannot be encrypted without it, so nothing was written"
+    )
 
 
 def _check_sources(settings: Settings, origin: str) -> None:

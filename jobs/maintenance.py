@@ -1,11 +1,24 @@
-"""Table maintenance: compact small files (OPTIMIZE) and delete files older versions no longer need
-(VACUUM), on every Delta table of the warehouse. Time travel reaches back only as far as the
-retention; erasure (docs/privacy.md) becomes physical only once VACUUM has run past it."""
+"""Table maintenance: compact small files (OPTIMIZE), delete files older versions no longer need
+(VACUUM), and clean the transaction log (a checkpoint, then the log entries before it that are older
+than the retention), on every Delta table of the warehouse. Time travel reaches back only as far as
+the retention; erasure (docs/privacy.md) becomes physical only once this has run past it, which the
+erasure log then records.
+
+Why the log cleanup is done here and not left to Delta: Delta (4.4) deletes expired log entries only
+when it writes a checkpoint (every `delta.checkpointInterval` commits, 10 by default), only those older
+than `delta.logRetentionDuration` (30 days by default, and never below `deletedFileRetentionDuration`),
+and it truncates that cutoff to the start of the day, so even with every retention at 0 hours nothing
+written today is deleted (probed). It offers no command to force it. So `maintain` writes a checkpoint
+itself and deletes the log files below the newest checkpoint whose every earlier commit is older
+than the retention: what Delta's own cleanup does, without the day boundary.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +40,8 @@ class TableMaintenance:
     path: str
     files_removed_by_optimize: int
     files_deleted_by_vacuum: int
+    log_files_deleted: int = 0
+    earliest_version: int = 0  # the oldest version still readable after the log cleanup
 
 
 def delta_tables(warehouse: str) -> list[str]:
@@ -62,6 +77,8 @@ def maintain(
 ) -> list[TableMaintenance]:
     retention = checked_retention(settings, retention_hours, force=force)
     spark = get_spark(settings)
+    # Files removed before this are deleted by this run's VACUUMs (each computes its own, later, cutoff).
+    cutoff = datetime.now(timezone.utc) - timedelta(hours=retention)
     done = []
     # Delta refuses short retentions itself; the check above replaces it, so lift it for this call only.
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", str(retention >= 168).lower())
@@ -71,16 +88,77 @@ def maintain(
         for path in delta_tables(settings.warehouse):
             done.append(_maintain_table(spark, path, retention))
             progress(f"maintained {path}: optimize removed {done[-1].files_removed_by_optimize} file(s), "
-                     f"vacuum deleted {done[-1].files_deleted_by_vacuum}")
+                     f"vacuum deleted {done[-1].files_deleted_by_vacuum}, log cleanup deleted "
+                     f"{done[-1].log_files_deleted} (versions from {done[-1].earliest_version} remain)")
     finally:
         spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+    _record_physical_erasures(spark, settings.warehouse, done, cutoff, progress)
     return done
+
+
+def _record_physical_erasures(
+    spark: SparkSession, warehouse: str, done: list[TableMaintenance], cutoff: datetime, progress: Callable[[str], None]
+) -> None:
+    from jobs.privacy.erasure import mark_physical
+    from jobs.privacy.keys import DATA_KEYS
+
+    keys = next((table for table in done if table.path == DATA_KEYS.path(warehouse)), None)
+    if keys is None:
+        return
+    physical = mark_physical(spark, warehouse, cutoff, keys.earliest_version)
+    if physical:
+        progress(f"{physical} erasure(s) are now physical: no file or log entry of the warehouse holds their keys")
 
 
 def _maintain_table(spark: SparkSession, path: str, retention_hours: int) -> TableMaintenance:
     optimized = spark.sql(f"OPTIMIZE {quoted_path(path)}").collect()[0]["metrics"]
     spark.sql(f"VACUUM {quoted_path(path)} RETAIN {retention_hours} HOURS").collect()
-    return TableMaintenance(path, int(optimized["numFilesRemoved"]), _vacuum_deleted(spark, path))
+    vacuumed = _vacuum_deleted(spark, path)
+    _checkpoint(spark, path)
+    # Log entries older than the retention as of now (this run's own commits included at 0 hours).
+    log_cutoff = datetime.now(timezone.utc) - timedelta(hours=retention_hours)
+    deleted, earliest = clean_log(Path(path) / "_delta_log", log_cutoff)
+    return TableMaintenance(path, int(optimized["numFilesRemoved"]), vacuumed, deleted, earliest)
+
+
+def _checkpoint(spark: SparkSession, path: str) -> None:
+    """A checkpoint of the table's current version (Delta has no SQL for it; its JVM API does)."""
+    jvm = getattr(spark, "_jvm", None)
+    if jvm is None:
+        raise RuntimeError("transaction-log cleanup needs a classic Spark session: Delta's checkpoint is not reachable over Spark Connect")
+    jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).checkpoint()
+
+
+# <version>.json, .crc, .checkpoint[.<part>.<parts>|.<uuid>].parquet|json, <v>.<v2>.compacted.json, and
+# their hidden Hadoop checksums (.<name>.crc); staged commits are <version>.<uuid>.json.
+_LOG_FILE = re.compile(r"^\.?(\d{20})\.(?:json|crc|checkpoint\b.*|\d{20}\.compacted\.json)(?:\.crc)?$")
+_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint\b.*\.(?:parquet|json)$")
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+
+
+def clean_log(log_dir: Path, cutoff: datetime) -> tuple[int, int]:
+    """Delete the log files below the newest checkpoint whose earlier commits are all older than the
+    cutoff, as Delta's own cleanup would; return (files deleted, oldest version still readable)."""
+    commits = {int(m.group(1)): p for p in log_dir.iterdir() if (m := _COMMIT.match(p.name))}
+    checkpoints = sorted({int(m.group(1)) for p in log_dir.iterdir() if (m := _CHECKPOINT.match(p.name))})
+    expired = cutoff.timestamp()
+    boundary = 0
+    for version in checkpoints:
+        # Every commit below this checkpoint expired: versions before it may go.
+        if all(commits[v].stat().st_mtime <= expired for v in commits if v < version):
+            boundary = version
+    if boundary == 0:
+        return 0, min(commits, default=0)
+    deleted = 0
+    for folder in (log_dir, log_dir / "_staged_commits"):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            match = _LOG_FILE.match(path.name) or re.match(r"^\.?(\d{20})\.[0-9a-f-]+\.json(?:\.crc)?$", path.name)
+            if match and int(match.group(1)) < boundary and path.is_file():
+                path.unlink()
+                deleted += 1
+    return deleted, boundary
 
 
 def _vacuum_deleted(spark: SparkSession, path: str) -> int:

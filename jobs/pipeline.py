@@ -87,21 +87,32 @@ def _marker_path(settings: Settings, run_id: str) -> Path:
 
 
 def land(settings: Settings, landing_dir: Path, run_id: str, progress: Progress = log.info) -> LandingReport:
-    """Land the folder's new files, then each configured event-store table's new rows."""
-    from jobs.config import read_secret
+    """Land the folder's new files, then each configured event-store table's new rows, then honour
+    the erasure requests among the landed events (docs/privacy.md)."""
+    from jobs.config import read_master_key, read_secret
     from jobs.landing.postgres import land_postgres
 
+    # Before anything is written: without the master key nothing personal can be encrypted.
+    master_key = read_master_key(settings)
     spark = get_spark(settings)
     report = land_files(
-        spark, settings.warehouse, landing_dir, run_id, patterns=settings.landing.file_patterns, progress=progress
+        spark, settings.warehouse, landing_dir, run_id, patterns=settings.landing.file_patterns, progress=progress,
+        master_key=master_key,
     )
     progress(report.summary())
     for source in settings.landing.postgres_sources:
         from_table = land_postgres(
-            spark, settings.warehouse, source, run_id, password=read_secret(source.password_env), progress=progress
+            spark, settings.warehouse, source, run_id, password=read_secret(source.password_env), progress=progress,
+            master_key=master_key,
         )
         progress(f"{source.source_name}: {from_table.summary()}")
         report.files.extend(from_table.files)
+    from jobs.privacy.crypto import MasterKey
+    from jobs.privacy.erasure import apply_erasure_events
+
+    erased = apply_erasure_events(spark, settings.warehouse, MasterKey(master_key))
+    if erased:
+        progress(f"erased {len(erased)} customer(s) requested by events: their data keys are deleted")
     return report
 
 

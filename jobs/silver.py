@@ -104,6 +104,15 @@ def _write_silver(spark, warehouse, event_types, rows_for, mode: str, upto: int,
         return upcast(rows_for(path).filter(F.col("event_type") == event_type.name), event_type)
 
     writes = {silver_path(warehouse, t.table_name): upcast_into(silver_path(warehouse, t.table_name), t).events for t in event_types}
+    erasures = silver_path(warehouse, CATALOG["CustomerErasureRequested"].table_name)
+    if erasures in writes:
+        # Erasures requested outside the event log (`erase`) join the table, each once.
+        from jobs.privacy.erasure import with_erasures_outside_the_event_log
+
+        requested = with_erasures_outside_the_event_log(spark, warehouse, writes[erasures])
+        if mode == "append":
+            requested = requested.join(spark.read.format("delta").load(erasures).select("event_id"), "event_id", "left_anti")
+        writes[erasures] = requested
     invalid, held_back = silver_path(warehouse, "invalid_payloads"), silver_path(warehouse, "held_back")
     # One union part per event type; few rows, so one partition instead of one task per part.
     writes[invalid] = reduce(DataFrame.unionByName, [upcast_into(invalid, t).invalid for t in event_types]).coalesce(1)

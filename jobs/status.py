@@ -54,6 +54,9 @@ def print_status(settings: Settings) -> None:
     print("Landing per source and run (lines read = landed + duplicates + quarantined; conflicting duplicates")
     print("are part of quarantined; unknown types and held back are landed but not projected into the marts):")
     landing_summary(spark, settings.warehouse).show(100, truncate=False)
+    from jobs.privacy.cli import print_erasures
+
+    print_erasures(spark, settings.warehouse)
 
 
 def print_publications(spark: SparkSession, warehouse: str) -> None:

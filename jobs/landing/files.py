@@ -23,6 +23,10 @@ from pyspark.sql import functions as F
 
 from jobs.events.catalog import CATALOG
 from jobs.landing.parse import ParsedEvent, Rejection, UnreadableFile, parse_line, read_lines
+from jobs.privacy.crypto import (
+    MasterKey, Owner, Protector, Subject, addresses_in, event_owner, may_hold_address, subjects_for_event,
+)
+from jobs.privacy.keys import KeyStore
 from jobs.tables import BRONZE_EVENTS, LANDING_LEDGER, QUARANTINE, ensure_table, insert_new
 
 # Lines parsed before a batch is written: bounds the driver's memory on large deliveries.
@@ -87,14 +91,21 @@ def land_files(
     patterns: Iterable[str] = ("*.ndjson", "*.ndjson.gz"),
     batch_lines: int = DEFAULT_BATCH_LINES,
     progress: Progress = lambda message: None,
+    master_key: bytes | None = None,
 ) -> LandingReport:
-    """Land every file of the folder that no earlier run finished."""
+    """Land every file of the folder that no earlier run finished.
+
+    Personal fields and e-mail addresses are encrypted on the way (docs/privacy.md) under data keys
+    wrapped by `master_key` (default: the configured one, see `jobs.config.read_master_key`).
+    """
     files, ignored = discover_files(landing_dir, patterns)
     done = landed_sources(spark, warehouse)
     todo = [path for path in files if str(path.resolve()) not in done]
     progress(f"landing {len(todo)} new file(s) of {len(files)} under {landing_dir}")
     source = f"files:{landing_dir.resolve()}"
-    report = land_chunks(spark, warehouse, _batches(todo, batch_lines, source), run_id, progress=progress)
+    report = land_chunks(
+        spark, warehouse, _batches(todo, batch_lines, source), run_id, progress=progress, master_key=master_key
+    )
     report.skipped_files = len(files) - len(todo)
     report.ignored_files = [str(path) for path in ignored]
     return report
@@ -113,14 +124,24 @@ def land_chunks(
     run_id: str,
     *,
     progress: Progress = lambda message: None,
+    master_key: bytes | None = None,
 ) -> LandingReport:
     """Land batches of parsed sources: the common path of every source (files, an event-store table)."""
+    # The key first: without it nothing may be written.
+    master = MasterKey(master_key if master_key is not None else _configured_master_key())
+    keys = KeyStore(spark, warehouse, master)
     paths = {spec.name: ensure_table(spark, spec, warehouse) for spec in (BRONZE_EVENTS, QUARANTINE, LANDING_LEDGER)}
     report = LandingReport(run_id)
     for batch in batches:
-        report.files.extend(_land_batch(spark, paths, batch, run_id))
+        report.files.extend(_land_batch(spark, paths, batch, run_id, keys))
         progress(f"  {len(report.files)} source(s) landed, {report.total('landed')} events so far")
     return report
+
+
+def _configured_master_key() -> bytes:
+    from jobs.config import load_settings, read_master_key
+
+    return read_master_key(load_settings())
 
 
 @dataclass
@@ -179,9 +200,13 @@ _DISPOSITION_DUPLICATE = "duplicate"
 _DISPOSITION_CONFLICT = "conflicting_duplicate"
 
 
-def _land_batch(spark: SparkSession, paths: dict[str, str], batch: list[ParsedSource], run_id: str) -> list[FileLedger]:
+def _land_batch(
+    spark: SparkSession, paths: dict[str, str], batch: list[ParsedSource], run_id: str, keys: KeyStore
+) -> list[FileLedger]:
     landed_at = datetime.now(timezone.utc)
-    candidates = spark.createDataFrame(_events_table(batch, run_id, landed_at))
+    # Keys are committed first: no ciphertext is ever written without its key.
+    protected = _protect(batch, keys)
+    candidates = spark.createDataFrame(_events_table(batch, run_id, landed_at, protected))
     bronze = spark.read.format("delta").load(paths["events"])
     classified = with_disposition(candidates, bronze).localCheckpoint()
 
@@ -194,7 +219,7 @@ def _land_batch(spark: SparkSession, paths: dict[str, str], batch: list[ParsedSo
         F.lit(run_id).alias("landing_run_id"),
         F.lit(landed_at).alias("quarantined_at"),
     )
-    rejected = spark.createDataFrame(_rejections_table(batch, run_id, landed_at))
+    rejected = spark.createDataFrame(_rejections_table(batch, run_id, landed_at, protected))
     insert_new(spark, rejected.unionByName(conflicts), paths["quarantine"], ("source_file", "line_number"))
 
     new_events = classified.filter(F.col("disposition") == _DISPOSITION_NEW).select(
@@ -295,12 +320,57 @@ _EVENT_SCHEMA = pa.schema(
 )
 
 
-def _events_table(batch: list[ParsedSource], run_id: str, landed_at: datetime) -> pa.Table:
+@dataclass
+class _Protected:
+    """A batch's texts as they are written, personal values and addresses encrypted, by id() of the
+    event or rejection."""
+
+    events: dict[int, tuple[str, str, str]]  # (data, metadata, raw text) of every event
+    rejections: dict[int, tuple[str, str]]  # (reason, raw text) of rejections that carry addresses
+
+
+def _json(value: dict) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _protect(batch: list[ParsedSource], keys: KeyStore) -> _Protected:
+    """Encrypt what is personal in a batch: two passes, so that all its keys are read or made at once."""
+    personal_fields = _personal_fields()
+    events: dict[int, tuple[str, str, str]] = {}
+    to_protect: list[tuple[ParsedEvent, Owner | None, tuple[str, ...]]] = []
+    subjects: set[Subject] = set()
+    for parsed in batch:
+        for event in parsed.events:
+            fields = personal_fields.get(event.event_type, ())
+            personal = {name: event.data[name] for name in fields if event.data.get(name) is not None}
+            # The raw line holds data and metadata: no address in it, none in them (the common case).
+            if not personal and not may_hold_address(event.raw_text):
+                events[id(event)] = (_json(event.data), _json(event.metadata), event.raw_text)
+                continue
+            owner = event_owner(event.tenant_id, event.stream_type, event.stream_id, event.data)
+            texts = (_json(event.data), _json(event.metadata), event.raw_text)
+            subjects |= subjects_for_event(keys.master, owner, personal, texts)
+            to_protect.append((event, owner, fields))
+    rejections = [r for parsed in batch for r in parsed.rejections if addresses_in(r.raw_text) or addresses_in(r.reason)]
+    for rejection in rejections:
+        subjects |= subjects_for_event(keys.master, None, {}, (rejection.raw_text, rejection.reason))
+    keys.ensure(subjects)
+    protector = Protector(keys.master, keys.lookup)
+    for event, owner, fields in to_protect:
+        data = protector.text(_json(protector.event_data(event.data, fields, owner)), owner)
+        events[id(event)] = (data, protector.text(_json(event.metadata), owner), protector.text(event.raw_text, owner))
+    return _Protected(events, {id(r): (protector.text(r.reason), protector.text(r.raw_text)) for r in rejections})
+
+
+def _personal_fields() -> dict[str, tuple[str, ...]]:
+    return {name: event_type.personal_fields for name, event_type in CATALOG.items() if event_type.personal_fields}
+
+
+def _events_table(batch: list[ParsedSource], run_id: str, landed_at: datetime, protected: _Protected) -> pa.Table:
     columns: dict[str, list] = {name: [] for name in _EVENT_SCHEMA.names}
     for file_order, parsed in enumerate(batch):
         for event in parsed.events:
-            data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
-            metadata = json.dumps(event.metadata, ensure_ascii=False, separators=(",", ":"))
+            data, metadata, raw_text = protected.events[id(event)]
             row = {
                 "event_id": event.event_id,
                 "tenant_id": event.tenant_id,
@@ -321,7 +391,7 @@ def _events_table(batch: list[ParsedSource], run_id: str, landed_at: datetime) -
                 "landed_at": landed_at,
                 "_file_order": file_order,
                 # Used only for a conflicting duplicate's quarantine row.
-                "_raw_text": event.raw_text,
+                "_raw_text": raw_text,
             }
             for name, value in row.items():
                 columns[name].append(value)
@@ -341,9 +411,9 @@ _REJECTION_SCHEMA = pa.schema(
 )
 
 
-def _rejections_table(batch: list[ParsedSource], run_id: str, landed_at: datetime) -> pa.Table:
+def _rejections_table(batch: list[ParsedSource], run_id: str, landed_at: datetime, protected: _Protected) -> pa.Table:
     rows = [
-        (parsed.source_file, r.line_number, r.reason, r.raw_text, r.event_id, run_id, landed_at)
+        (parsed.source_file, r.line_number, *protected.rejections.get(id(r), (r.reason, r.raw_text)), r.event_id, run_id, landed_at)
         for parsed in batch
         for r in parsed.rejections
     ]

@@ -6,6 +6,7 @@ landing ledger can prove lines read = landed + duplicates + quarantined.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -95,10 +96,35 @@ def parse_event(event: Any, line_number: int, text: str) -> ParsedEvent | Reject
         recorded_at=recorded_at,
         data=event["data"],
         metadata=event["metadata"],
-        content_sha256=hashlib.sha256(canonical_json(event).encode("utf-8")).hexdigest(),
+        content_sha256=content_sha256(event),
         line_number=line_number,
         raw_text=text,
     )
+
+
+def content_sha256(event: dict[str, Any]) -> str:
+    """The hash that tells exact from conflicting duplicates, blind to personal data.
+
+    Bronze keeps it beside the encrypted payload; were personal values part of it, whoever holds the
+    rest of the event could confirm a guessed e-mail address of an erased customer against it. Two
+    deliveries that differ only in a personal value therefore count as exact duplicates.
+    """
+    from jobs.privacy.crypto import EMAIL, addresses_in
+
+    personal = _personal_fields().get(event["event_type"], ())
+    if personal and any(event["data"].get(name) is not None for name in personal):
+        event = {**event, "data": {**event["data"], **{name: "<personal>" for name in personal if event["data"].get(name) is not None}}}
+    text = canonical_json(event)
+    if addresses_in(text):
+        text = EMAIL.sub("<address>", text)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def _personal_fields() -> dict[str, tuple[str, ...]]:
+    from jobs.events.catalog import EVENT_TYPES  # imported late: the catalog's upcasters import pyspark
+
+    return {event_type.name: event_type.personal_fields for event_type in EVENT_TYPES if event_type.personal_fields}
 
 
 def canonical_json(value: Any) -> str:

@@ -150,13 +150,17 @@ def land_postgres(
     *,
     password: str | None = None,
     progress: "Progress" = lambda message: None,
+    master_key: bytes | None = None,
 ) -> "LandingReport":
-    """Land the rows appended to the source's table since the last landed chunk, chunk by chunk."""
+    """Land the rows appended to the source's table since the last landed chunk, chunk by chunk
+    (personal data encrypted on the way, as for files: `jobs.landing.files.land_chunks`)."""
     from jobs.landing.files import land_chunks
 
     after = last_landed_position(spark, warehouse, source.source_name)
     progress(f"landing {source.source_name} from PostgreSQL after global position {after}")
-    return land_chunks(spark, warehouse, _chunks(spark, source, password, after), run_id, progress=progress)
+    return land_chunks(
+        spark, warehouse, _chunks(spark, source, password, after), run_id, progress=progress, master_key=master_key
+    )
 
 
 def last_landed_position(spark: "SparkSession", warehouse: str, source_name: str) -> int:

@@ -1,0 +1,1 @@
+"""Personal data: crypto-shredding at landing, erasure, the keys table (docs/privacy.md)."""

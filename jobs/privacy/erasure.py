@@ -1,0 +1,228 @@
+"""Erasure: delete a customer's data keys, log it, and later record when it became physical.
+
+Order, so that a run stopped anywhere can be rerun:
+1. the customer's addresses are read from their encrypted values (while their key still opens them),
+2. one commit on the keys table turns the customer's key and the keys of those addresses into
+   tombstones (inserted if they never existed, so that they are never made later),
+3. the erasure log gets its row. A rerun finds the request still unlogged and does 2-3 again
+   (step 1 then finds nothing: the addresses' keys are already tombstones).
+`maintain` sets `physical_at` once VACUUM and the log cleanup have removed every older version of the
+keys table (docs/privacy.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.privacy.crypto import CUSTOMER, EMAIL, DataKey, MasterKey, Subject, new_key, tokens_in
+from jobs.privacy.keys import DATA_KEYS
+from jobs.tables import BRONZE_EVENTS, QUARANTINE, TableSpec, ensure_table, insert_new, quoted_path, read_table
+
+ERASURE_LOG = TableSpec(
+    "meta",
+    "erasure_log",
+    "tenant_id STRING NOT NULL, customer_id STRING NOT NULL, requested_at TIMESTAMP NOT NULL, "
+    "source STRING NOT NULL, request_event_id STRING, erased_at TIMESTAMP NOT NULL, "
+    "keys_erased BIGINT NOT NULL, keys_table_version BIGINT NOT NULL, physical_at TIMESTAMP",
+)
+
+ERASURE_EVENT = "CustomerErasureRequested"
+SOURCE_EVENT = "event"
+SOURCE_CLI = "cli"
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    tenant_id: str
+    customer_id: str
+    requested_at: datetime
+    source: str  # event | cli
+    request_event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Erasure:
+    request: ErasureRequest
+    keys_erased: int  # the customer's key (if they had one) and the keys of their addresses
+
+
+def erase(spark: SparkSession, warehouse: str, master: MasterKey, requests: Iterable[ErasureRequest]) -> list[Erasure]:
+    """Erase the customers of these requests that are not erased yet (idempotent)."""
+    log_path = ensure_table(spark, ERASURE_LOG, warehouse)
+    logged = {(row["tenant_id"], row["customer_id"]) for row in spark.read.format("delta").load(log_path).select("tenant_id", "customer_id").collect()}
+    todo: dict[tuple[str, str], ErasureRequest] = {}
+    for request in sorted(requests, key=lambda r: r.requested_at):
+        todo.setdefault((request.tenant_id, request.customer_id), request)
+    todo = {key: request for key, request in todo.items() if key not in logged}
+    if not todo:
+        return []
+    keys_path = ensure_table(spark, DATA_KEYS, warehouse)
+    customer_keys = _customer_keys(spark, keys_path, master, list(todo))
+    addresses = _addresses_of(spark, warehouse, customer_keys)
+    tombstones: list[tuple[Subject, tuple[str, str]]] = []
+    for customer in todo:
+        tombstones.append((Subject(customer[0], CUSTOMER, customer[1]), customer))
+        tombstones.extend((master.address_subject(address), customer) for address in sorted(addresses.get(customer, ())))
+    _tombstone(spark, keys_path, [subject for subject, _ in tombstones], datetime.now(timezone.utc))
+    # When the keys left the table's current version: what VACUUM's cutoff is compared with.
+    commit = spark.sql(f"DESCRIBE HISTORY {quoted_path(keys_path)} LIMIT 1").collect()[0]
+    version, erased_at = commit["version"], commit["timestamp"]
+    per_customer = {customer: sum(1 for _, owner in tombstones if owner == customer) for customer in todo}
+    rows = spark.createDataFrame(
+        [
+            (r.tenant_id, r.customer_id, r.requested_at, r.source, r.request_event_id, erased_at, per_customer[key], version, None)
+            for key, r in todo.items()
+        ],
+        ERASURE_LOG.ddl,
+    )
+    insert_new(spark, rows, log_path, ("tenant_id", "customer_id"))
+    return [Erasure(request, per_customer[key]) for key, request in todo.items()]
+
+
+def erasure_requests_in_bronze(spark: SparkSession, warehouse: str) -> list[ErasureRequest]:
+    """`CustomerErasureRequested` events in bronze whose customer is not in the erasure log yet."""
+    customer_id = F.coalesce(
+        F.get_json_object("data", "$.customer_id"), F.regexp_extract("stream_id", r"^customer-(.+)$", 1)
+    )
+    events = (
+        read_table(spark, BRONZE_EVENTS, warehouse)
+        .filter(F.col("event_type") == ERASURE_EVENT)
+        .select("tenant_id", customer_id.alias("customer_id"), F.col("occurred_at").alias("requested_at"), "event_id")
+        .filter(F.col("customer_id") != "")
+    )
+    logged = read_table(spark, ERASURE_LOG, warehouse).select("tenant_id", "customer_id")
+    pending = events.join(logged, on=["tenant_id", "customer_id"], how="left_anti").collect()
+    return [ErasureRequest(r["tenant_id"], r["customer_id"], r["requested_at"], SOURCE_EVENT, r["event_id"]) for r in pending]
+
+
+def apply_erasure_events(spark: SparkSession, warehouse: str, master: MasterKey) -> list[Erasure]:
+    return erase(spark, warehouse, master, erasure_requests_in_bronze(spark, warehouse))
+
+
+def personal_values(spark: SparkSession, warehouse: str, master: MasterKey, tenant_id: str, customer_id: str) -> set[str]:
+    """Every personal value and address of a customer that bronze still holds readable (empty once
+    erased): what an operator answering an access request, or a test, reads."""
+    keys = _customer_keys(spark, ensure_table(spark, DATA_KEYS, warehouse), master, [(tenant_id, customer_id)])
+    return _addresses_of(spark, warehouse, keys).get((tenant_id, customer_id), set())
+
+
+def _customer_keys(
+    spark: SparkSession, keys_path: str, master: MasterKey, customers: list[tuple[str, str]]
+) -> dict[tuple[str, str], DataKey]:
+    """The live data keys of these customers (customers without one, or already erased, are left out)."""
+    wanted = spark.createDataFrame([(t, CUSTOMER, c) for t, c in customers], "tenant_id STRING, kind STRING, subject STRING")
+    rows = (
+        spark.read.format("delta").load(keys_path)
+        .join(F.broadcast(wanted), on=["tenant_id", "kind", "subject"], how="inner")
+        .filter(F.col("wrapped_key").isNotNull())
+        .select("tenant_id", "subject", "key_id", "wrapped_key")
+        .collect()
+    )
+    return {
+        (row["tenant_id"], row["subject"]): DataKey(row["key_id"], master.unwrap(row["key_id"], bytes(row["wrapped_key"])))
+        for row in rows
+    }
+
+
+def _addresses_of(spark: SparkSession, warehouse: str, keys: dict[tuple[str, str], DataKey]) -> dict[tuple[str, str], set[str]]:
+    """Every value and e-mail address held under these customers' keys, anywhere in bronze."""
+    if not keys:
+        return {}
+    owner_of = {key.key_id: customer for customer, key in keys.items()}
+    pattern = "pii:v1:(" + "|".join(sorted(owner_of)) + "):"
+    texts: list[str] = []
+    for spec, columns in ((BRONZE_EVENTS, ("data", "metadata")), (QUARANTINE, ("raw_text", "reason"))):
+        table = read_table(spark, spec, warehouse)
+        for column in columns:
+            texts.extend(row[0] for row in table.select(column).filter(F.col(column).rlike(pattern)).collect())
+    found: dict[tuple[str, str], set[str]] = {}
+    for text in texts:
+        for key_id, body in tokens_in(text):
+            if key_id not in owner_of:
+                continue
+            value = keys[owner_of[key_id]].decrypt(body)
+            # The value itself (a personal field without a customer is keyed by it) and any address in it.
+            found.setdefault(owner_of[key_id], set()).update({str(value), *EMAIL.findall(str(value))})
+    return found
+
+
+def _tombstone(spark: SparkSession, keys_path: str, subjects: list[Subject], erased_at: datetime) -> None:
+    """One commit: each subject's key deleted (its row kept, key NULL), or a tombstone inserted."""
+    unique = sorted({(s.tenant_id, s.kind, s.subject) for s in subjects})
+    rows = spark.createDataFrame(
+        [(new_key()[0], t, k, s, None, erased_at, erased_at) for t, k, s in unique], DATA_KEYS.ddl
+    )
+    view = "_erasure_tombstones"
+    rows.createOrReplaceTempView(view)
+    spark.sql(
+        f"MERGE INTO {quoted_path(keys_path)} t USING {view} s "
+        "ON t.tenant_id = s.tenant_id AND t.kind = s.kind AND t.subject = s.subject "
+        "WHEN MATCHED AND t.wrapped_key IS NOT NULL THEN UPDATE SET wrapped_key = NULL, erased_at = s.erased_at "
+        "WHEN NOT MATCHED THEN INSERT *"
+    )
+    spark.catalog.dropTempView(view)
+
+
+def mark_physical(spark: SparkSession, warehouse: str, vacuumed_before: datetime, earliest_keys_version: int) -> int:
+    """Erasures whose key files VACUUM has deleted (erased before its cutoff) and whose older key-table
+    versions the log cleanup has removed: `physical_at` is set now. Returns how many."""
+    log_path = ERASURE_LOG.path(warehouse)
+    if not Path(log_path, "_delta_log").is_dir():  # nobody was ever erased
+        return 0
+    pending = (
+        spark.read.format("delta").load(log_path)
+        .filter(F.col("physical_at").isNull() & (F.col("erased_at") <= F.lit(vacuumed_before)) & (F.col("keys_table_version") <= earliest_keys_version))
+        .count()
+    )
+    if pending:
+        # The session's time zone is UTC (jobs/spark.py), so a TIMESTAMP literal is read as UTC.
+        cutoff = vacuumed_before.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        spark.sql(
+            f"UPDATE {quoted_path(log_path)} SET physical_at = current_timestamp() "
+            f"WHERE physical_at IS NULL AND erased_at <= TIMESTAMP '{cutoff}' "
+            f"AND keys_table_version <= {int(earliest_keys_version)}"
+        )
+    return pending
+
+
+def erasure_summary(spark: SparkSession, warehouse: str) -> DataFrame:
+    """The erasure log for `status`: one row per erased customer, newest first, with its state."""
+    return (
+        read_table(spark, ERASURE_LOG, warehouse)
+        .withColumn("state", F.when(F.col("physical_at").isNull(), "pending_physical").otherwise("physical"))
+        .select("tenant_id", "customer_id", "source", "requested_at", "erased_at", "physical_at", "state")
+        .orderBy(F.desc("erased_at"), "tenant_id", "customer_id")
+    )
+
+
+def with_erasures_outside_the_event_log(spark: SparkSession, warehouse: str, erasure_events: DataFrame) -> DataFrame:
+    """Silver's `CustomerErasureRequested` rows plus one per erasure requested outside the event log
+    (`erase`), shaped like them, so that every projection (customer_360's `is_erased`) sees both.
+    Columns an event would have and a command has not (stream version, source file, ...) are null;
+    `occurred_at` is 1970-01-01 and `recorded_at` the request's time."""
+    if not Path(ERASURE_LOG.path(warehouse), "_delta_log").is_dir():
+        return erasure_events
+    requested = read_table(spark, ERASURE_LOG, warehouse).filter(F.col("source") == SOURCE_CLI)
+    known = {
+        "event_id": F.concat(F.lit("erasure-log:"), "tenant_id", F.lit(":"), "customer_id"),
+        "tenant_id": F.col("tenant_id"),
+        "stream_id": F.concat(F.lit("customer-"), "customer_id"),
+        "stream_type": F.lit("customer"),
+        "event_type": F.lit(ERASURE_EVENT),
+        "schema_version": F.lit(1),
+        # A request from outside the event log has no place on the events' timeline, and an erasure
+        # holds for every as-of time: marts keep events up to their as-of time, so it goes first.
+        "occurred_at": F.lit("1970-01-01 00:00:00").cast("timestamp"),
+        "recorded_at": F.col("requested_at"),
+        "customer_id": F.col("customer_id"),
+    }
+    shaped = requested.select(
+        *(known.get(field.name, F.lit(None)).cast(field.dataType).alias(field.name) for field in erasure_events.schema.fields)
+    )
+    return erasure_events.unionByName(shaped)

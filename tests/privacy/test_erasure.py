@@ -1,0 +1,155 @@
+"""Erasure end to end on small histories: by event and by command, never undone by a re-delivery or a replay."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs import pipeline
+from jobs.__main__ import main
+from jobs.config import MasterKeyMissing, PrivacySettings, read_master_key
+from jobs.privacy.crypto import ERASED, MasterKey, tokens_in
+from jobs.privacy.erasure import personal_values
+from jobs.privacy.keys import keys_by_id
+from jobs.silver import build_silver
+from tests.histories import History
+
+ALICE = ("alice@example.com", "alice.new@example.org", "alice.third@example.net")
+
+
+def _customer(history: History, customer: str, email: str, day: str = "2026-01-05") -> None:
+    history.add(
+        "CustomerRegistered", f"customer-{customer}",
+        {"customer_id": customer, "email": email, "country": "FR", "referrer": None}, f"{day}T09:00:00Z",
+    )
+
+
+def _broken_line_with(email: str) -> str:
+    return '{"event_id": "broken", "tenant_id": "t1", "data": {"customer_id": "c1", "email": "' + email + '", "cou'
+
+
+@pytest.fixture
+def run_settings(settings, tmp_path):
+    return dataclasses.replace(settings, warehouse=str(tmp_path / "warehouse"))
+
+
+def _master(run_settings) -> MasterKey:
+    return MasterKey(read_master_key(run_settings))
+
+
+def _rows(spark, warehouse: str, table: str):
+    return spark.read.format("delta").load(f"{warehouse}/{table}").collect()
+
+
+def _every_file_text(folder: str) -> str:
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in Path(folder).rglob("*") if p.is_file())
+
+
+def test_landing_encrypts_emails_and_the_customers_key_still_opens_them(spark, run_settings, tmp_path):
+    history = History()
+    _customer(history, "c1", ALICE[0])
+    history.add("CustomerEmailChanged", "customer-c1", {"customer_id": "c1", "email": ALICE[1]}, "2026-01-06T09:00:00Z")
+    history.write(tmp_path / "landing")
+
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+
+    datas = [row["data"] for row in _rows(spark, run_settings.warehouse, "bronze/events")]
+    assert all("@" not in data and len(tokens_in(data)) == 1 for data in datas)
+    assert personal_values(spark, run_settings.warehouse, _master(run_settings), "t1", "c1") >= set(ALICE[:2])
+
+
+def test_an_erasure_event_deletes_the_key_and_neither_redelivery_nor_replay_brings_the_email_back(spark, run_settings, tmp_path):
+    history = History()
+    _customer(history, "c1", ALICE[0])
+    registered = history.events[-1]
+    history.add("CustomerEmailChanged", "customer-c1", {"customer_id": "c1", "email": ALICE[1]}, "2026-01-06T09:00:00Z")
+    _customer(history, "c2", "bob@example.com")
+    history.add("CustomerErasureRequested", "customer-c1", {"customer_id": "c1"}, "2026-01-07T09:00:00Z")
+    history.write(tmp_path / "landing" / "day1", extra_lines=(_broken_line_with(ALICE[0]),))
+    master = _master(run_settings)
+    warehouse = run_settings.warehouse
+
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+
+    log = _rows(spark, warehouse, "meta/erasure_log")
+    assert [(r["tenant_id"], r["customer_id"], r["source"], r["physical_at"]) for r in log] == [("t1", "c1", "event", None)]
+    assert personal_values(spark, warehouse, master, "t1", "c1") == set()
+    assert personal_values(spark, warehouse, master, "t1", "c2") >= {"bob@example.com"}
+
+    # Later: the registration re-delivered, a new address for c1, and the broken line again.
+    later = History()
+    later.events = [dict(registered)]
+    later.add("CustomerEmailChanged", "customer-c1", {"customer_id": "c1", "email": ALICE[2]}, "2026-01-08T09:00:00Z", event_id="ev-late")
+    later.write(tmp_path / "landing" / "day2", extra_lines=(_broken_line_with(ALICE[0]),))
+    pipeline.land(run_settings, tmp_path / "landing", "r2")
+
+    ledger = {Path(r["source_file"]).parent.name: r for r in _rows(spark, warehouse, "meta/landing_ledger")}
+    assert (ledger["day2"]["landed"], ledger["day2"]["duplicates"], ledger["day2"]["quarantined"]) == (1, 1, 1)
+    late = [r for r in _rows(spark, warehouse, "bronze/events") if r["event_id"] == "ev-late"][0]
+    assert json.loads(late["data"])["email"] == ERASED
+    day2_quarantine = [r for r in _rows(spark, warehouse, "bronze/quarantine") if "day2" in r["source_file"]][0]
+    assert ERASED in day2_quarantine["raw_text"]
+
+    # Replay from bronze: silver holds only tokens no key opens.
+    build_silver(spark, warehouse, only=("CustomerRegistered", "CustomerEmailChanged"))
+    c1_emails = [
+        r["email"] for table in ("customer_registered", "customer_email_changed")
+        for r in _rows(spark, warehouse, f"silver/{table}") if r["customer_id"] == "c1"
+    ]
+    assert len(c1_emails) == 3
+    key_ids = {key_id for email in c1_emails for key_id, _body in tokens_in(email)}
+    assert key_ids and all(key is None for key in keys_by_id(spark, warehouse, master, key_ids).values())
+    assert not any(address.split("@")[0] in _every_file_text(warehouse) for address in ALICE)
+
+
+def test_the_erase_command_erases_a_customer_outside_the_event_log_once(spark, run_settings, tmp_path, capsys):
+    history = History()
+    _customer(history, "c2", "bob@example.com")
+    history.write(tmp_path / "landing")
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+    master = _master(run_settings)
+    command = ["erase", "--env", "ci", "--warehouse", run_settings.warehouse, "--tenant", "t1", "--customer", "c2"]
+
+    assert main(command) == 0
+    assert "erased customer c2 of tenant t1" in capsys.readouterr().out
+    assert main(command) == 0
+    assert "already erased" in capsys.readouterr().out
+
+    log = _rows(spark, run_settings.warehouse, "meta/erasure_log")
+    assert [(r["customer_id"], r["source"]) for r in log] == [("c2", "cli")]
+    assert personal_values(spark, run_settings.warehouse, master, "t1", "c2") == set()
+
+
+def test_landing_without_a_master_key_fails_before_writing_anything(run_settings, tmp_path, monkeypatch):
+    for name in ("LAKEHOUSE_MASTER_KEY", "LAKEHOUSE_MASTER_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    no_key = dataclasses.replace(run_settings, privacy=PrivacySettings(local_key_file=""))
+    history = History()
+    _customer(history, "c1", ALICE[0])
+    history.write(tmp_path / "landing")
+
+    with pytest.raises(MasterKeyMissing, match="LAKEHOUSE_MASTER_KEY"):
+        pipeline.land(no_key, tmp_path / "landing", "r1")
+    assert not Path(no_key.warehouse).exists() or not any(Path(no_key.warehouse).iterdir())
+
+
+def test_status_shows_an_erasure_pending_until_maintenance_makes_it_physical(spark, run_settings, tmp_path, capsys):
+    from jobs.maintenance import maintain
+    from jobs.status import print_status
+
+    history = History()
+    _customer(history, "c1", ALICE[0])
+    history.add("CustomerErasureRequested", "customer-c1", {"customer_id": "c1"}, "2026-01-07T09:00:00Z")
+    history.write(tmp_path / "landing")
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+
+    print_status(run_settings)
+    assert "Erasures: 0 physical, 1 pending" in capsys.readouterr().out
+
+    maintain(run_settings, 0, force=True)
+    print_status(run_settings)
+    assert "Erasures: 1 physical, 0 pending" in capsys.readouterr().out
+    assert _rows(spark, run_settings.warehouse, "meta/erasure_log")[0]["physical_at"] is not None
