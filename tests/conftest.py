@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
@@ -32,6 +33,21 @@ def spark(settings):
     session = get_spark(settings)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_spark_memory():
+    """After each module: drop what it cached in Spark and Delta's per-table logs, so that one
+    session can run the whole suite (fixtures cache frames; every table read keeps its log cached)."""
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is None:
+        return
+    gc.collect()  # Python's references to JVM objects of the module's frames
+    session.catalog.clearCache()
+    session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
 
 
 @pytest.fixture
