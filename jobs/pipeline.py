@@ -131,13 +131,7 @@ def build(settings: Settings, run_id: str, progress: Progress = log.info, full: 
     as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
     since = {} if full else _restatable_marts(spark, settings, upto)
     landed = bronze_changes(spark, settings.warehouse, min(since.values()), upto) if since else None
-    restating = None
-    if landed is not None:
-        def new_events(mart: str, event_type: str) -> DataFrame:
-            rows = landed.filter((F.col("_commit_version") > since[mart]) & (F.col("event_type") == event_type))
-            return upcast(rows, CATALOG[event_type]).events
-
-        restating = Restating(since=since, new_events=new_events)
+    restating = Restating(since=since, new_events=_landed_since(landed, since)) if landed is not None else None
     built = _build_marts(settings, as_of, lambda mart: staging_path(settings, run_id, mart), progress, restating, upto)
     if landed is not None:
         landed.unpersist()
@@ -155,13 +149,13 @@ def backfill(
     progress: Progress = log.info,
 ) -> dict[str, int]:
     """Stage every enabled mart for `run_id` with the UTC days `start`..`end` (inclusive) of `marts`
-    (default: every enabled mart) restated from all events, and everything else as published; then
-    `validate` and `publish` it as any run.
+    (default: every enabled mart) restated from all events, then `validate` and `publish` it as any run.
 
     Units with a date (days of the daily marts) are restated only inside the range; orders, campaigns
     and customers are restated when an event of theirs occurred in it (customer_360 is always rebuilt
-    whole). A mart never published yet is built in full. Events landed but not yet built stay for the
-    next regular build.
+    whole). A backfill is also a regular build: every enabled mart catches up on the events landed
+    since its published build, so the staged marts reflect every landed event and agree with silver
+    and with each other (the reconciliation gate checks that). A mart never published yet is built in full.
     """
     enabled = _enabled_marts(settings)
     marts = list(marts) if marts else enabled
@@ -179,18 +173,23 @@ def backfill(
     first = datetime.combine(start, datetime.min.time(), timezone.utc)
     after_last = datetime.combine(end + timedelta(days=1), datetime.min.time(), timezone.utc)
 
-    def occurred_in_range(mart: str, event_type: str) -> DataFrame:
+    def occurred_in_range(event_type: str) -> DataFrame:
         events = read_silver(spark, settings.warehouse, event_type)
         return events.filter((F.col("occurred_at") >= F.lit(first)) & (F.col("occurred_at") < F.lit(after_last)))
 
-    restating = Restating(
-        since=_restatable_marts(spark, settings, upto),
-        new_events=occurred_in_range,
-        keep=frozenset(enabled) - frozenset(marts),
-        window=(start, end),
-    )
+    since = _restatable_marts(spark, settings, upto)
+    landed = bronze_changes(spark, settings.warehouse, min(since.values()), upto) if since else None
+    restating = None
+    if landed is not None:
+        restating = Restating(
+            since=since,
+            new_events=_landed_since(landed, since),
+            window=Window(frozenset(marts), (start, end), occurred_in_range),
+        )
     progress(f"backfill {run_id}: {', '.join(marts)} from {start} to {end}")
     built = _build_marts(settings, as_of, lambda mart: staging_path(settings, run_id, mart), progress, restating, upto)
+    if landed is not None:
+        landed.unpersist()
     _record_builds(spark, settings, run_id, watermark, built)
     _write_build_info(settings, run_id, watermark, silver)
     return {mart: b.rows for mart, b in built.items()}
@@ -232,10 +231,20 @@ def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -
 
 @dataclass(frozen=True)
 class Built:
-    mode: str  # "full", "restated", or "kept" (copied as published, by a backfill of other marts)
+    mode: str  # "full" or "restated"
     rows: int
     bronze_version: int  # the bronze version the staged table reflects, for the next build
     restated_units: int | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """A backfill's range: for `marts`, the units the events that occurred in `days` (UTC, inclusive)
+    touch are restated too, from all events (`events(event_type)`: those occurred in the range)."""
+
+    marts: frozenset[str]
+    days: tuple[date, date]
+    events: Callable[[str], DataFrame]
 
 
 @dataclass(frozen=True)
@@ -243,14 +252,24 @@ class Restating:
     """Which marts a build restates rather than rebuilds, and from what.
 
     `since[mart]`: the bronze version its published table reflects; `new_events(mart, event_type)`:
-    the events to restate from; `keep`: marts copied as published; `window`: only units dated within
-    these UTC days (inclusive) are restated (a backfill).
+    the events landed since then, whose units are restated; `window`: a backfill's range, whose units
+    are restated as well.
     """
 
     since: dict[str, int]
     new_events: Callable[[str, str], DataFrame]
-    keep: frozenset[str] = frozenset()
-    window: tuple[date, date] | None = None
+    window: Window | None = None
+
+
+def _landed_since(landed: DataFrame, since: dict[str, int]) -> Callable[[str, str], DataFrame]:
+    """`new_events` for `Restating`: a mart's events of one type landed after its published build,
+    upcast like silver (from bronze's change feed, `landed`)."""
+
+    def new_events(mart: str, event_type: str) -> DataFrame:
+        rows = landed.filter((F.col("_commit_version") > since[mart]) & (F.col("event_type") == event_type))
+        return upcast(rows, CATALOG[event_type]).events
+
+    return new_events
 
 
 def _build_marts(
@@ -262,7 +281,7 @@ def _build_marts(
     upto: int = 0,
 ) -> dict[str, Built]:
     """Every enabled mart from silver events that occurred up to `as_of`, each written to `path_of(mart)`:
-    restated where `restating` allows it and every mart it reads was restated or kept too, else in full."""
+    restated where `restating` allows it and every mart it reads was restated too, else in full."""
     spark = get_spark(settings)
     context = BuildContext(
         as_of=as_of,
@@ -283,28 +302,28 @@ def _build_marts(
         path = path_of(mart)
         restate = getattr(module, "RESTATE", None)
         upstream_restated = all(name in changed for name in module.INPUTS if name in MART_NAMES)
-        if restating and mart in restating.keep and mart in since:
+        if restating and restate is not None and mart in since and upstream_restated:
             published = spark.read.format("delta").load(gold_path(settings, mart))
-            rows = overwrite(spark, published, path)
-            changed[mart] = published.limit(0)
-            built[mart] = Built("kept", rows, since[mart])
-            progress(f"kept {mart} as published: {rows} rows")
-        elif restating and restate is not None and mart in since and upstream_restated:
-            new_events = {
-                name: restating.new_events(mart, name).filter(F.col("occurred_at") <= F.lit(as_of))
-                for name in module.INPUTS
-                if name not in MART_NAMES
-            }
-            published = spark.read.format("delta").load(gold_path(settings, mart))
+
+            def touched(events_of: Callable[[str], DataFrame]) -> DataFrame:
+                events = {
+                    name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of))
+                    for name in module.INPUTS
+                    if name not in MART_NAMES
+                }
+                return restate.touched(Changes(events=events, marts=changed, sources=sources), published)
+
             unit = list(restate.unit)
-            units = restate.touched(Changes(events=new_events, marts=changed, sources=sources), published)
-            units = _within(units, restating.window).cache()
+            units = touched(lambda name: restating.new_events(mart, name))
+            window = restating.window
+            if window is not None and mart in window.marts:
+                units = units.unionByName(_within(touched(window.events), window.days)).distinct()
+            units = units.cache()
             rebuilt = module.build(restate.narrow(sources, units), context).join(units, on=unit, how="left_semi")
             rows = overwrite(spark, published.join(units, on=unit, how="left_anti").unionByName(rebuilt), path)
             staged = spark.read.format("delta").load(path)
             changed[mart] = published.join(units, on=unit, how="left_semi").unionByName(staged.join(units, on=unit, how="left_semi"))
-            # A backfill does not move the frontier: events landed since stay for the next build.
-            built[mart] = Built("restated", rows, upto if restating.window is None else since[mart], units.count())
+            built[mart] = Built("restated", rows, upto, units.count())
             units.unpersist()
             progress(f"built {mart}: {built[mart].restated_units} ({', '.join(unit)}) restated, {rows} rows")
         else:
@@ -315,10 +334,10 @@ def _build_marts(
     return built
 
 
-def _within(units: DataFrame, window: tuple[date, date] | None) -> DataFrame:
-    """Units whose date column lies in the window; all of them without a window or a date column."""
+def _within(units: DataFrame, window: tuple[date, date]) -> DataFrame:
+    """Units whose date column lies in the window; all of them without a date column."""
     dated = [f.name for f in units.schema.fields if isinstance(f.dataType, DateType)]
-    if window is None or not dated:
+    if not dated:
         return units
     return units.filter(F.col(dated[0]).between(F.lit(window[0]), F.lit(window[1])))
 
