@@ -1,5 +1,5 @@
 """Published marts for the BI tests: the shop history run through the pipeline twice (the second run
-adds an order and two carts), once per test session, into a warehouse of its own (read only)."""
+adds an order, two carts, an experiment's visitors and a customer who never buys), once per test session, into a warehouse of its own (read only)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,20 @@ def _extra_order() -> History:
              "quantity": 1, "unit_price_cents": 700, "currency": "EUR"},
             "2026-01-07T08:00:00Z", tenant_id=tenant, schema_version=2, event_id=f"ev-cart-{tenant}",
         )
+    # Two visitors of an experiment, one per variant, one of whom orders (experiment_results), and a
+    # customer who registers and never buys (customer_segments: registered_never_bought).
+    for number, (variant, customer) in enumerate((("control", None), ("new_checkout", "c8"))):
+        extra.add(
+            "ExperimentExposed", f"session-x{number}",
+            {"experiment_id": "checkout-redesign", "variant": variant, "session_id": f"x{number}",
+             "anonymous_id": f"anon-x{number}", "customer_id": customer},
+            "2026-01-07T08:30:00Z", event_id=f"ev-exposed-{number}",
+        )
+    extra.add(
+        "CustomerRegistered", "customer-c20",
+        {"customer_id": "c20", "email": "newcomer@example.com", "country": "FR", "referrer": None},
+        "2026-01-07T07:00:00Z", event_id="ev-registered-c20",
+    )
     return extra
 
 
