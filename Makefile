@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 JVM_PACKAGES := .cache/jvm-packages.ok
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test airflow serve constraints clean
+.PHONY: setup demo test test-slow test-all airflow serve constraints clean
 
 setup: $(INSTALLED) $(JVM_PACKAGES)
 
@@ -26,7 +26,15 @@ $(JVM_PACKAGES): $(INSTALLED) conf/base.yaml
 demo: setup
 	$(PY) -m jobs demo
 
+# The suite CI runs (.ci/run). The end-to-end stories marked `slow` (Airflow's `dags test` runs, the
+# erasure audit) take most of an hour more on two cores: `make test-slow` runs them, `make test-all` both.
 test: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The Airflow UI (http://localhost:8080, user admin, password printed on first start and kept in

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -79,17 +80,23 @@ def maintain(
     spark = get_spark(settings)
     # Files removed before this are deleted by this run's VACUUMs (each computes its own, later, cutoff).
     cutoff = datetime.now(timezone.utc) - timedelta(hours=retention)
-    done = []
     # Delta refuses short retentions itself; the check above replaces it, so lift it for this call only.
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", str(retention >= 168).lower())
     # VACUUM records what it deleted in the table's history only when asked to.
     spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
+
+    def maintained(path: str) -> TableMaintenance:
+        table = _maintain_table(spark, path, retention)
+        progress(f"maintained {path}: optimize removed {table.files_removed_by_optimize} file(s), "
+                 f"vacuum deleted {table.files_deleted_by_vacuum}, log cleanup deleted "
+                 f"{table.log_files_deleted} (versions from {table.earliest_version} remain)")
+        return table
+
     try:
-        for path in delta_tables(settings.warehouse):
-            done.append(_maintain_table(spark, path, retention))
-            progress(f"maintained {path}: optimize removed {done[-1].files_removed_by_optimize} file(s), "
-                     f"vacuum deleted {done[-1].files_deleted_by_vacuum}, log cleanup deleted "
-                     f"{done[-1].log_files_deleted} (versions from {done[-1].earliest_version} remain)")
+        # Tables are independent and each is a few small jobs: side by side, Delta's per-commit
+        # latency overlaps (as silver's writes do).
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            done = list(pool.map(maintained, delta_tables(settings.warehouse)))
     finally:
         spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
     _record_physical_erasures(spark, settings.warehouse, done, cutoff, progress)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -185,6 +185,14 @@ def test_a_new_major_version_is_published_beside_the_old_table_which_gets_an_end
     # Asked again (the next publication of major 2), the old table is not ended twice.
     assert publications.end_older_majors(spark, run_settings, "orders", new, print) == []
     assert _log(spark, run_settings).filter(F.col("action") == "end_of_support").count() == 1
+    # BI readers see both names until the old one's support ends, then only the new one.
+    from jobs.bi.catalog import published_tables
+
+    def exposed(now):
+        return {table.sql_name: table.contract_version for table in published_tables(spark, run_settings, now)}
+
+    assert exposed(None) == {"orders": "1.0", "orders_v2": "2.0"}
+    assert exposed(ended["supported_until"].replace(tzinfo=timezone.utc) + timedelta(seconds=1)) == {"orders_v2": "2.0"}
 
 
 # --- Rollback -----------------------------------------------------------------------------------

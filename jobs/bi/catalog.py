@@ -2,14 +2,15 @@
 
 This is the one place that answers it, for the SQL endpoint and for extracts. A mart published as
 `<warehouse>/gold/<name>` is exposed as `marts.<name>`: `orders` today, and `orders_v2` beside it once
-a major version of the contract is published to `gold/orders_v2`. Only tables under `gold/` that the
-log names are exposed: staging, replays, bronze and silver never are.
+a major version of the contract is published to `gold/orders_v2`, `orders` staying until the end of
+its support (`publication.major_version_support_days`). Only tables under `gold/` that the log names
+are exposed: staging, replays, bronze and silver never are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from pyspark.sql import SparkSession
 from pyspark.sql import Window
@@ -35,8 +36,9 @@ class PublishedTable:
 GOLD_NAME_PATTERN = r"/gold/([^/]+)/?$"
 
 
-def published_tables(spark: SparkSession, settings: Settings) -> list[PublishedTable]:
-    """The latest publication of every table under `<warehouse>/gold/`, by SQL name.
+def published_tables(spark: SparkSession, settings: Settings, now: datetime | None = None) -> list[PublishedTable]:
+    """The latest publication of every table under `<warehouse>/gold/`, by SQL name; an older major
+    version whose support ended before `now` (default: the current time) is left out.
 
     The location is this warehouse's `gold/<name>`, whatever path the log recorded, so a warehouse
     that moved (another disk, object storage) is still served from where it is now.
@@ -44,8 +46,15 @@ def published_tables(spark: SparkSession, settings: Settings) -> list[PublishedT
     log = _gold_publications(spark, settings)
     if log is None:
         return []
+    now = now or datetime.now(timezone.utc)
+    ended = (
+        _publication_log(spark, settings)
+        .filter((F.col("action") == "end_of_support") & (F.col("supported_until") < F.lit(now)))
+        .select(F.regexp_extract("table_path", GOLD_NAME_PATTERN, 1).alias("sql_name"))
+    )
     latest = Window.partitionBy("sql_name").orderBy(F.col("published_at").desc(), F.col("table_version").desc())
-    rows = log.withColumn("_rank", F.row_number().over(latest)).filter(F.col("_rank") == 1).orderBy("sql_name").collect()
+    current = log.join(ended, on="sql_name", how="left_anti")
+    rows = current.withColumn("_rank", F.row_number().over(latest)).filter(F.col("_rank") == 1).orderBy("sql_name").collect()
     return [
         PublishedTable(
             sql_name=row["sql_name"],

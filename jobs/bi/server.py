@@ -137,9 +137,17 @@ def read_logins_for(settings: Settings) -> dict[str, Login]:
 
 
 def expose_published(spark: "SparkSession", settings: Settings, exposed: dict[str, str], progress: Progress = log.info) -> list[str]:
-    """Register every published table not exposed yet (or whose contract version changed); return their names."""
+    """Register every published table not exposed yet (or whose contract version changed), and
+    withdraw those no longer published (an older major version past its end of support); return
+    the names added or withdrawn."""
     changed = []
     tables = published_tables(spark, settings)
+    for sql_name in sorted(set(exposed) - {table.sql_name for table in tables}):
+        spark.sql(f"DROP VIEW IF EXISTS {MARTS_DATABASE}.`{sql_name}`")
+        spark.sql(f"DROP TABLE IF EXISTS {INTERNAL_DATABASE}.`{sql_name}`")  # external: the data stays
+        del exposed[sql_name]
+        changed.append(sql_name)
+        progress(f"withdrew {MARTS_DATABASE}.{sql_name}: its support has ended")
     for table in tables:
         if exposed.get(table.sql_name) == table.contract_version:
             continue

@@ -33,6 +33,8 @@ from jobs.airflow_env import airflow_command, airflow_environ, dags_test, migrat
 from jobs.config import PROJECT_ROOT, load_settings
 from tests.histories import History, _order_v3
 
+pytestmark = pytest.mark.slow  # five `airflow dags test` runs, each starting Airflow and Spark: `make test-slow`
+
 BACKFILL_START, BACKFILL_END = "2026-01-05", "2026-01-06"
 LATE_INSIDE, LATE_OUTSIDE = "2026-01-05", "2026-01-07"  # order dates of the two late orders
 LATE_NET_CENTS = 3000

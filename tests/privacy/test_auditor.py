@@ -22,6 +22,8 @@ from jobs.privacy.crypto import TOKEN, DataKey, MasterKey
 from tests.histories import History, shop_history
 from tests.privacy.audit import every_file, forms_of, occurrences
 
+pytestmark = pytest.mark.slow  # two pipeline runs of every mart and maintenance of every table at 0 hours: `make test-slow`
+
 ERASED = {
     "c1": ("alice@example.com", "alice.new@example.org", "alice.third@example.net"),  # by event (t1)
     "c3": ("carol@example.com", "Carol.B@example.net"),  # by the erase command (t1)
