@@ -110,6 +110,10 @@ def _validate(
     site_dir = _local_folder(data_docs_dir) if data_docs_dir else None
     with _ONE_VALIDATION_AT_A_TIME, _cached(frame):
         checkpoint = _checkpoint(source)
+        if not isinstance(source, MartContract):
+            # Reconciliation suites of different check sets share one name: make this run's the
+            # stored one again, or GX refuses a definition cached for another set as out of date.
+            _context().suites.add_or_update(checkpoint.validation_definitions[0].suite)
         outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=run_id))
         ((_key, result),) = outcome.run_results.items()
         _add_values(result, checkpoint.validation_definitions[0], frame, max_failed_examples)

@@ -79,6 +79,7 @@ def a_basket_day(**changes: Any) -> dict[str, Any]:
         "discount_cents": 500,
         "avg_basket_cents": 25_000 / 3,
         "avg_units_per_order": 1.5,
+        "amounts_in_other_currencies": 0,
     }
     return {**day, **changes}
 
