@@ -305,19 +305,22 @@ def _build_marts(
         if restating and restate is not None and mart in since and upstream_restated:
             published = spark.read.format("delta").load(gold_path(settings, mart))
 
-            def touched(events_of: Callable[[str], DataFrame]) -> DataFrame:
+            def touched(events_of: Callable[[str], DataFrame], marts: dict[str, DataFrame]) -> DataFrame:
                 events = {
                     name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of))
                     for name in module.INPUTS
                     if name not in MART_NAMES
                 }
-                return restate.touched(Changes(events=events, marts=changed, sources=sources), published)
+                return restate.touched(Changes(events=events, marts=marts, sources=sources), published)
 
             unit = list(restate.unit)
-            units = touched(lambda name: restating.new_events(mart, name))
+            units = touched(lambda name: restating.new_events(mart, name), changed)
             window = restating.window
             if window is not None and mart in window.marts:
-                units = units.unionByName(_within(touched(window.events), window.days)).distinct()
+                # The range from all data: its events, and the rows of the marts it reads dated in it
+                # (basket_daily reads only orders: its days in the range are restated from all orders).
+                upstream = {name: _within(sources[name], window.days) for name in module.INPUTS if name in MART_NAMES}
+                units = units.unionByName(_within(touched(window.events, upstream), window.days)).distinct()
             units = units.cache()
             rebuilt = module.build(restate.narrow(sources, units), context).join(units, on=unit, how="left_semi")
             rows = overwrite(spark, published.join(units, on=unit, how="left_anti").unionByName(rebuilt), path)

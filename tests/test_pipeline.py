@@ -102,7 +102,8 @@ def test_a_failed_validation_publishes_nothing_and_names_mart_and_expectation(sp
     monkeypatch.setattr(basket_daily, "build", lambda sources, context: correct(sources, context).unionAll(correct(sources, context)))
 
     with pytest.raises(ValidationFailed) as failure:
-        pipeline.run(run_settings, landing, run_id="second")
+        # In full, so the bug reaches every row (a restatement rebuilds only the days o8 touches).
+        pipeline.run(run_settings, landing, run_id="second", full=True)
 
     message = str(failure.value)
     assert "basket_daily" in message and "Unique" in message
