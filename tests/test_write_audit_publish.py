@@ -101,7 +101,7 @@ def test_wrong_projections_fail_reconciliation_naming_each_check_and_nothing_of_
     monkeypatch.setattr(basket_daily, "build", _without(basket_daily.build, F.col("order_source") == "phone"))
     monkeypatch.setattr(cart_abandonment_daily, "build", _without(cart_abandonment_daily.build, F.col("tenant_id") == "t2"))
 
-    pipeline.build(run_settings, "wrong")
+    pipeline.build(run_settings, "wrong", full=True)  # in full: a restatement rebuilds only what is new
     with pytest.raises(ValidationFailed) as failure:
         pipeline.validate(run_settings, "wrong")
 
