@@ -239,8 +239,9 @@ class Built:
 
 @dataclass(frozen=True)
 class Window:
-    """A backfill's range: for `marts`, the units the events that occurred in `days` (UTC, inclusive)
-    touch are restated too, from all events (`events(event_type)`: those occurred in the range)."""
+    """A backfill's range: for `marts`, the units touched by the events that occurred in `days` (UTC,
+    inclusive; `events(event_type)`) and by the rows of the marts they read dated in `days` are
+    restated too, from all data."""
 
     marts: frozenset[str]
     days: tuple[date, date]
