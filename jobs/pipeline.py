@@ -123,21 +123,7 @@ def build(settings: Settings, run_id: str, progress: Progress = log.info, full: 
     campaigns…) that the events landed since that build touch are rebuilt, the rest is kept as
     published (jobs/marts/restate.py). Otherwise, or with `full`, it is rebuilt from all events.
     """
-    spark = get_spark(settings)
-    check_segments_with_spark(spark, settings.segments)
-    upto = bronze_version(spark, settings.warehouse)
-    silver = build_silver(spark, settings.warehouse, progress=progress, upto=upto, full=full)
-    watermark = _event_watermark(spark, settings, upto)
-    as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
-    since = {} if full else _restatable_marts(spark, settings, upto)
-    landed = bronze_changes(spark, settings.warehouse, min(since.values()), upto) if since else None
-    restating = Restating(since=since, new_events=_landed_since(landed, since)) if landed is not None else None
-    built = _build_marts(settings, as_of, lambda mart: staging_path(settings, run_id, mart), progress, restating, upto)
-    if landed is not None:
-        landed.unpersist()
-    _record_builds(spark, settings, run_id, watermark, built)
-    _write_build_info(settings, run_id, watermark, silver)
-    return {mart: b.rows for mart, b in built.items()}
+    return _stage(settings, run_id, progress, full=full)
 
 
 def backfill(
@@ -164,29 +150,32 @@ def backfill(
     unknown = [mart for mart in marts if mart not in enabled]
     if unknown:
         raise ValueError(f"backfill: {', '.join(unknown)} not among the enabled marts ({', '.join(enabled)})")
-    spark = get_spark(settings)
-    check_segments_with_spark(spark, settings.segments)
-    upto = bronze_version(spark, settings.warehouse)
-    silver = build_silver(spark, settings.warehouse, progress=progress, upto=upto)
-    watermark = _event_watermark(spark, settings, upto)
-    as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
     first = datetime.combine(start, datetime.min.time(), timezone.utc)
     after_last = datetime.combine(end + timedelta(days=1), datetime.min.time(), timezone.utc)
 
     def occurred_in_range(event_type: str) -> DataFrame:
-        events = read_silver(spark, settings.warehouse, event_type)
+        events = read_silver(get_spark(settings), settings.warehouse, event_type)
         return events.filter((F.col("occurred_at") >= F.lit(first)) & (F.col("occurred_at") < F.lit(after_last)))
 
-    since = _restatable_marts(spark, settings, upto)
-    landed = bronze_changes(spark, settings.warehouse, min(since.values()), upto) if since else None
-    restating = None
-    if landed is not None:
-        restating = Restating(
-            since=since,
-            new_events=_landed_since(landed, since),
-            window=Window(frozenset(marts), (start, end), occurred_in_range),
-        )
     progress(f"backfill {run_id}: {', '.join(marts)} from {start} to {end}")
+    return _stage(settings, run_id, progress, window=Window(frozenset(marts), (start, end), occurred_in_range))
+
+
+def _stage(
+    settings: Settings, run_id: str, progress: Progress, full: bool = False, window: Window | None = None
+) -> dict[str, int]:
+    """What `build` and `backfill` share: silver brought up to bronze, then every enabled mart staged
+    for `run_id`, restated from the events landed since its published build (and, with `window`, a
+    backfill's range) where it can be, else in full."""
+    spark = get_spark(settings)
+    check_segments_with_spark(spark, settings.segments)
+    upto = bronze_version(spark, settings.warehouse)
+    silver = build_silver(spark, settings.warehouse, progress=progress, upto=upto, full=full)
+    watermark = _event_watermark(spark, settings, upto)
+    as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
+    since = {} if full else _restatable_marts(spark, settings, upto)
+    landed = bronze_changes(spark, settings.warehouse, min(since.values()), upto) if since else None
+    restating = Restating(since, _landed_since(landed, since), window) if landed is not None else None
     built = _build_marts(settings, as_of, lambda mart: staging_path(settings, run_id, mart), progress, restating, upto)
     if landed is not None:
         landed.unpersist()
