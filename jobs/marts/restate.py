@@ -10,8 +10,9 @@ A mart that can be restated declares a `RESTATE = Restatement(...)`:
   every stream that feeds them). The rebuilt rows are kept only for the touched units, so narrowing
   may keep too much, never too little.
 A mart without `RESTATE` (customer_360: its windows and scores move with the as-of time) is rebuilt
-whole from its inputs at every run. tests/test_incremental.py proves, on histories cut into batches
-in different ways, that incremental runs and one full rebuild give identical marts.
+whole from its inputs at every run. tests/test_incremental.py (one cut, in `make test`) and
+tests/test_batch_splits.py (cuts chosen by Hypothesis, `make test-slow`) check that incremental runs
+and one full rebuild give identical marts.
 """
 
 from __future__ import annotations
