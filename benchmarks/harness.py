@@ -1,0 +1,404 @@
+"""One benchmark run (issue #8): for each history size, land it, rebuild every mart in full, build the
+three reference marts with Spark and with DuckDB, then land and publish one hourly batch; each step
+timed, memory sampled throughout.
+
+Everything the pipeline does goes through `jobs.pipeline`'s steps (land, build, validate, publish)
+with the configuration `jobs.config.load_settings` gives for `--env`. The harness sets only:
+- the warehouse, one per size under `--workdir` (emptied before the size, deleted after it unless `--keep`);
+- the simulator's `events_per_tenant_per_day` (from the hourly batch, see workload.py);
+- `marts.enabled` = orders, basket_daily, customer_360 for the Spark side of the DuckDB comparison
+  (and, with `--marts`, for the whole run: a quicker, partial benchmark, e.g. for the smoke test).
+No Spark setting is changed. One Spark session serves the whole run, as one `python -m jobs run`
+would hold one; its start is timed once. Before the full rebuild and before the hourly run, Spark's
+and Delta's caches are dropped, so each starts as cold as a new command would (the JVM stays warm).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks import duckdb_marts, report, workload
+from benchmarks.memory import MemorySampler, gib
+from jobs.config import PROJECT_ROOT, MartSettings, Settings, load_settings
+
+THREE_MARTS = ("orders", "basket_daily", "customer_360")
+SILVER = "silver ("  # how a build's silver summary starts (jobs/silver.py): the rest of the build is marts
+# The phases whose memory is the pipeline's (the 8 GB target); simulation and DuckDB are reported apart.
+PIPELINE_PHASES = ("land history", "full build", "full validate", "full publish", "three marts build",
+                   "hourly land", "hourly build", "hourly validate", "hourly publish")
+
+
+@dataclass(frozen=True)
+class Options:
+    sizes: tuple[int, ...] = (2_500_000, 5_000_000, 10_000_000)
+    hourly_fraction: float = 0.01
+    hourly_of: str = "smallest"  # or "each"
+    tenants: int = 4
+    seed: int = 7
+    start_date: date = date(2026, 1, 5)
+    workdir: Path = PROJECT_ROOT / ".cache" / "bench"
+    out: Path = PROJECT_ROOT / "benchmarks" / "results" / "latest.json"
+    env: str | None = None  # LAKEHOUSE_ENV, else local
+    keep: bool = False
+    sample_seconds: float = 0.25
+    marts: tuple[str, ...] | None = None  # marts.enabled for the whole run; default: the configuration's
+
+
+class Console:
+    """Progress lines: time since the run started, then the message."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def say(self, message: str) -> None:
+        print(f"[{time.perf_counter() - self.started:8.1f}s] {message}", flush=True)
+
+
+class Phase:
+    """A timed step: its seconds, the RSS peak while it ran, and the pipeline's own progress messages
+    with their time into the step (where the time went, for profiling)."""
+
+    def __init__(self, name: str, console: Console, sampler: MemorySampler, label: str) -> None:
+        self.name, self.console, self.sampler, self.label = name, console, sampler, label
+        self.messages: list[tuple[float, str]] = []
+        self.seconds = 0.0
+        self.peak = 0
+        self.rss_at_start = 0
+
+    def __enter__(self) -> "Phase":
+        self.console.say(f"{self.label}: {self.name} ...")
+        self.rss_at_start = self.sampler.start_phase(self.name)
+        self._started = time.perf_counter()
+        return self
+
+    def progress(self, message: str) -> None:
+        at = time.perf_counter() - self._started
+        self.messages.append((round(at, 2), message))
+        for line in message.splitlines():
+            self.console.say(f"{self.label}:   {at:7.1f}s {line}")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.seconds = time.perf_counter() - self._started
+        self.peak = self.sampler.end_phase(self.name)
+        outcome = "done" if exc_type is None else f"FAILED ({exc_type.__name__})"
+        self.console.say(f"{self.label}: {self.name} {outcome} in {self.seconds:.1f}s, peak RSS {gib(self.peak)}")
+
+    def seconds_until(self, prefix: str) -> float | None:
+        """When the first message starting with `prefix` came (e.g. the build's silver summary)."""
+        return next((at for at, message in self.messages if message.startswith(prefix)), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "peak_rss_bytes": self.peak, "rss_at_start_bytes": self.rss_at_start,
+                "log": self.messages}
+
+
+def run(options: Options) -> dict[str, Any]:
+    """The whole benchmark; returns the JSON document (also written to `options.out`, after each size)."""
+    from jobs import pipeline  # noqa: F401 - fails early, before the long simulation, if Spark cannot import
+
+    console = Console()
+    # The session's settings: each size then has its own warehouse; this one only keeps Spark's own
+    # folder (spark.sql.warehouse.dir) inside the workdir.
+    base = _with_marts(load_settings(options.env, warehouse=str(options.workdir / "warehouse")), options.marts)
+    plan = workload.plan(options.sizes, options.hourly_fraction, options.hourly_of, options.tenants,
+                         options.seed, options.start_date)
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    document: dict[str, Any] = {
+        "benchmark": "issue #8: hourly run vs history, full rebuild, DuckDB reference",
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "complete": False,
+        "command": sys.argv,
+        "machine": report.machine_info(),
+        "versions": report.versions(),
+        "git": report.git_state(PROJECT_ROOT),
+        "configuration": _configuration(base, options),
+        "workload": plan.to_dict(),
+        "sizes": [],
+    }
+    console.say(
+        f"benchmark: histories {', '.join(report.short_count(s) for s in plan.sizes)} events, hourly batch "
+        f"{', '.join(f'{n:,}' for n in dict.fromkeys(plan.hourly_lines.values()))} lines; env {base.env}, "
+        f"Spark {base.spark.master} with {base.spark.driver_memory} driver memory; workdir {options.workdir}"
+    )
+    console.say(
+        f"workload: {plan.tenants} tenants x {plan.events_per_tenant_per_day:,} events a day, "
+        f"{plan.days} days simulated once (seed {plan.seed}); {document['machine']['cores']} cores, "
+        f"{gib(document['machine']['memory_bytes'])}, load {document['machine']['load_average_at_start']}"
+    )
+    with MemorySampler(options.sample_seconds) as sampler:
+        try:
+            export_dir = options.workdir / "export"
+            with Phase("simulate", console, sampler, "export") as simulated:
+                export = workload.simulate_export(plan, base.simulator, export_dir, simulated.progress)
+            document["workload"].update(
+                simulate_seconds=simulated.seconds, lines_simulated=export.lines, files=len(export.files),
+                simulation=_simulation_counts(export.summary),
+            )
+            with Phase("spark start", console, sampler, "spark") as started:
+                from jobs.spark import get_spark
+
+                spark = get_spark(base)
+                started.progress(f"Spark {spark.version}, {spark.sparkContext.defaultParallelism} task slots")
+            document["spark_start_seconds"] = started.seconds
+            for size in plan.sizes:
+                label = f"{report.short_count(size)}"
+                document["sizes"].append(_run_size(size, plan, export, base, options, console, sampler, label))
+                _finish(document, sampler, options, complete=False)
+        except BaseException as error:
+            document["error"] = f"{type(error).__name__}: {error}"
+            _finish(document, sampler, options, complete=False)
+            console.say(f"benchmark stopped: {document['error']}; partial results in {options.out}")
+            raise
+        if not options.keep:
+            shutil.rmtree(export_dir, ignore_errors=True)
+        _finish(document, sampler, options, complete=True)
+    console.say(f"results written to {options.out}")
+    print()
+    print(report.sizes_table(document["sizes"]))
+    print()
+    print(report.targets_table(document["targets"]))
+    return document
+
+
+def _run_size(
+    size: int,
+    plan: workload.Plan,
+    export: workload.Export,
+    base: Settings,
+    options: Options,
+    console: Console,
+    sampler: MemorySampler,
+    label: str,
+) -> dict[str, Any]:
+    from jobs import pipeline
+    from jobs.spark import get_spark
+    from jobs.tables import BRONZE_EVENTS
+
+    folder = options.workdir / f"size-{size}"
+    shutil.rmtree(folder, ignore_errors=True)
+    settings = _with_marts(load_settings(base.env, warehouse=str(folder / "warehouse")), options.marts)
+    spark = get_spark(settings)
+    history_dir, hourly_dir = folder / "landing" / "history", folder / "landing" / "hourly"
+    history_lines, history_files = workload.cut(export, 0, size, history_dir)
+    hourly_lines, hourly_files = workload.cut(export, size, plan.hourly_lines[size], hourly_dir)
+    console.say(f"{label}: history {history_lines:,} lines in {history_files} files, hourly batch "
+                f"{hourly_lines:,} lines in {hourly_files} file(s), warehouse {settings.warehouse}")
+    phases: dict[str, Phase] = {}
+
+    def phase(name: str) -> Phase:
+        phases[name] = Phase(name, console, sampler, label)
+        return phases[name]
+
+    _drop_caches(spark)
+    with phase("land history") as step:
+        landed = pipeline.land(settings, history_dir, "bench_history", progress=step.progress)
+
+    _drop_caches(spark)
+    with phase("full build") as step:
+        pipeline.build(settings, "bench_full", progress=step.progress, full=True)
+    with phase("full validate") as step:
+        pipeline.validate(settings, "bench_full", progress=step.progress)
+    with phase("full publish") as step:
+        published = pipeline.publish(settings, "bench_full", progress=step.progress)
+    full_rows = {p.mart: p.row_count for p in published}
+
+    # The Spark side of the DuckDB comparison: the same build, with only the three marts enabled
+    # (when they are all the run builds, that is the full build just timed).
+    three_marts = phases["full build"]
+    if sorted(settings.marts.enabled) != sorted(THREE_MARTS):
+        three = _with_marts(settings, THREE_MARTS)
+        _drop_caches(spark)
+        with phase("three marts build") as three_marts:
+            pipeline.build(three, "bench_three_marts", progress=three_marts.progress, full=True)
+        shutil.rmtree(settings.table_path("staging", "bench_three_marts"), ignore_errors=True)
+
+    with phase("duckdb") as step:
+        duck = duckdb_marts.build_marts(BRONZE_EVENTS.path(settings.warehouse), folder / "duckdb")
+        step.progress(
+            f"read {duck.events_read:,} events in {duck.read_seconds:.1f}s, parsed in {duck.parse_seconds:.1f}s, "
+            + ", ".join(f"{mart} {rows:,} rows in {duck.marts_seconds[mart]:.1f}s" for mart, rows in duck.rows.items())
+        )
+    comparison = compare_marts(spark, settings, duck.totals)
+    console.say(f"{label}: Spark vs DuckDB " + ", ".join(
+        f"{name} {c['spark']:,}/{c['duckdb']:,}{'' if c['equal'] else ' DIFFERENT'}" for name, c in comparison.items()))
+
+    _drop_caches(spark)
+    with phase("hourly land") as step:
+        hourly_landed = pipeline.land(settings, hourly_dir, "bench_hourly", progress=step.progress)
+    with phase("hourly build") as step:
+        pipeline.build(settings, "bench_hourly", progress=step.progress)
+    with phase("hourly validate") as step:
+        pipeline.validate(settings, "bench_hourly", progress=step.progress)
+    with phase("hourly publish") as step:
+        pipeline.publish(settings, "bench_hourly", progress=step.progress)
+
+    result = {
+        "target_events": size,
+        "warehouse": settings.warehouse,
+        "history": {
+            "lines": history_lines,
+            "files": history_files,
+            "events_landed": landed.total("landed"),
+            "duplicates": landed.total("duplicates"),
+            "quarantined": landed.total("quarantined"),
+        },
+        "hourly_batch": {
+            "lines": hourly_lines,
+            "files": hourly_files,
+            "events_landed": hourly_landed.total("landed"),
+            "duplicates": hourly_landed.total("duplicates"),
+            "quarantined": hourly_landed.total("quarantined"),
+        },
+        "land_history": {
+            "seconds": phases["land history"].seconds,
+            "events_per_second": landed.total("landed") / phases["land history"].seconds,
+            "lines_per_second": landed.total("lines_read") / phases["land history"].seconds,
+        },
+        "full_rebuild": {
+            "build_seconds": phases["full build"].seconds,
+            "silver_seconds": phases["full build"].seconds_until(SILVER),
+            "validate_seconds": phases["full validate"].seconds,
+            "publish_seconds": phases["full publish"].seconds,
+            "total_seconds": sum(phases[n].seconds for n in ("full build", "full validate", "full publish")),
+            "rows": full_rows,
+        },
+        # Silver is rebuilt for every event type, as `build --full` does; DuckDB parses only the 12 it needs.
+        "spark_three_marts": {"build_seconds": three_marts.seconds, "silver_seconds": three_marts.seconds_until(SILVER),
+                              "marts": list(THREE_MARTS), "same_as_full_build": "three marts build" not in phases},
+        "duckdb": duck.to_dict(),
+        "marts_compared": comparison,
+        "hourly": {
+            "land_seconds": phases["hourly land"].seconds,
+            "build_seconds": phases["hourly build"].seconds,
+            "silver_seconds": phases["hourly build"].seconds_until(SILVER),
+            "validate_seconds": phases["hourly validate"].seconds,
+            "publish_seconds": phases["hourly publish"].seconds,
+            "total_seconds": sum(phases[f"hourly {n}"].seconds for n in ("land", "build", "validate", "publish")),
+            "events_per_second_landing": hourly_landed.total("landed") / phases["hourly land"].seconds,
+            "marts": _builds_of(spark, settings, "bench_hourly"),
+        },
+        "peak_memory_bytes": max(phases[name].peak for name in phases if name in PIPELINE_PHASES),
+        "phases": {name: p.to_dict() for name, p in phases.items()},
+    }
+    _drop_caches(spark)
+    if not options.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def _with_marts(settings: Settings, marts: tuple[str, ...] | None) -> Settings:
+    return settings if marts is None else dataclasses.replace(settings, marts=MartSettings(enabled=tuple(marts)))
+
+
+def compare_marts(spark, settings: Settings, duckdb_totals: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """The published marts' totals (Spark, the full rebuild) beside DuckDB's: a correctness check of
+    the reference, not a timing."""
+    from pyspark.sql import functions as F
+
+    from jobs.pipeline import gold_path
+
+    def gold(mart: str):
+        return spark.read.format("delta").load(gold_path(settings, mart))
+
+    orders = gold("orders").agg(
+        F.count(F.lit(1)), F.count_if(F.col("is_valid")), F.coalesce(F.sum("revenue_cents"), F.lit(0))
+    ).first()
+    basket = gold("basket_daily").agg(F.count(F.lit(1)), F.coalesce(F.sum("valid_orders"), F.lit(0))).first()
+    customers = gold("customer_360").agg(F.count(F.lit(1)), F.coalesce(F.sum("valid_orders"), F.lit(0))).first()
+    spark_totals = dict(zip(
+        ("orders_rows", "orders_valid", "orders_revenue_cents", "basket_daily_rows", "basket_daily_valid_orders",
+         "customer_360_rows", "customer_360_valid_orders"),
+        (int(v) for v in (*orders, *basket, *customers)),
+    ))
+    return {
+        name: {"spark": value, "duckdb": duckdb_totals.get(name), "equal": value == duckdb_totals.get(name)}
+        for name, value in spark_totals.items()
+    }
+
+
+def _builds_of(spark, settings: Settings, run_id: str) -> dict[str, dict[str, Any]]:
+    """How the run built each mart (full or restated, units restated, rows), from meta/builds."""
+    from pyspark.sql import functions as F
+
+    from jobs.tables import BUILDS, read_table
+
+    rows = read_table(spark, BUILDS, settings.warehouse).filter(F.col("run_id") == run_id).collect()
+    return {r["mart"]: {"mode": r["mode"], "restated_units": r["restated_units"], "rows": r["row_count"]} for r in rows}
+
+
+def _drop_caches(spark) -> None:
+    """What a new command would not have: cached frames and Delta's per-table logs (as tests/conftest.py)."""
+    gc.collect()
+    spark.catalog.clearCache()
+    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+
+
+def _finish(document: dict[str, Any], sampler: MemorySampler, options: Options, complete: bool) -> None:
+    pipeline_peak = max((s["peak_memory_bytes"] for s in document["sizes"]), default=0)
+    document["figures"] = report.figures(document["sizes"], pipeline_peak, sampler.peak)
+    document["targets"] = report.evaluate_targets(document["figures"], document["sizes"])
+    document["memory_sampling"] = {
+        "method": sampler.method, "interval_seconds": sampler.interval, "samples": sampler.samples,
+        "peak_rss_bytes_whole_run": sampler.peak,
+    }
+    document["machine"]["load_average_at_end"] = report.machine_info()["load_average_at_start"]
+    document["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    document["complete"] = complete
+    report.write_json(document, options.out)
+
+
+def _configuration(settings: Settings, options: Options) -> dict[str, Any]:
+    from jobs.spark import spark_conf
+
+    conf = spark_conf(settings)
+    shown = ("spark.master", "spark.driver.memory", "spark.sql.shuffle.partitions")
+    return {
+        "env": settings.env,
+        "spark": {key: conf[key] for key in shown} | {"extra_conf": dict(settings.spark.extra_conf)},
+        "marts_enabled": list(settings.marts.enabled),
+        "hourly_fraction": options.hourly_fraction,
+        "hourly_of": options.hourly_of,
+        "set_by_the_harness": [
+            "warehouse: one per size under the workdir",
+            "simulator.events_per_tenant_per_day: from the hourly batch (one batch per average hour)",
+            f"marts.enabled: {', '.join(THREE_MARTS)} for the Spark side of the DuckDB comparison",
+            *([f"marts.enabled: {', '.join(options.marts)} for the whole run (--marts)"] if options.marts else []),
+        ],
+    }
+
+
+def _simulation_counts(summary) -> dict[str, Any]:
+    counts = summary.to_dict()
+    counts.pop("files", None)
+    return counts
+
+
+def configure_logging() -> None:
+    """Like `python -m jobs`: the project's own messages at INFO (e.g. a build falling back to reading
+    bronze in full), libraries only when they warn."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("           %(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("jobs").setLevel(logging.INFO)
+
+
+def sizes_argument(text: str) -> tuple[int, ...]:
+    """`2500000,5000000` or `2.5M,5M,10M` or `20k`."""
+    sizes = []
+    for part in text.split(","):
+        part = part.strip().lower().replace("_", "")
+        scale = {"k": 1_000, "m": 1_000_000}.get(part[-1:], 1)
+        number = float(part[:-1] if scale > 1 else part)
+        if number * scale < 1:
+            raise ValueError(f"a size must be at least 1 event, got {part!r}")
+        sizes.append(int(round(number * scale)))
+    return tuple(sorted(set(sizes)))
