@@ -6,8 +6,11 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 JVM_PACKAGES := .cache/jvm-packages.ok
 PYTEST_ARGS ?=
+# make bench SIZES=2.5M,5M,10M BENCH_ARGS="--hourly-fraction 0.01 --out benchmarks/results/latest.json"
+SIZES ?=
+BENCH_ARGS ?=
 
-.PHONY: setup demo test test-slow test-all airflow serve constraints clean
+.PHONY: setup demo test test-slow test-all bench airflow serve constraints clean
 
 setup: $(INSTALLED) $(JVM_PACKAGES)
 
@@ -36,6 +39,12 @@ test-slow: setup
 
 test-all: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The benchmark of issue #8 (README "Benchmark"): histories of 2.5M, 5M and 10M events, a full rebuild,
+# an hourly run at each, DuckDB's three marts; prints a table, writes benchmarks/results/latest.json.
+# Hours on two cores: run it on a machine doing nothing else. No timings are asserted in the tests.
+bench: setup
+	$(PY) -m benchmarks $(if $(SIZES),--sizes $(SIZES)) $(BENCH_ARGS)
 
 # The Airflow UI (http://localhost:8080, user admin, password printed on first start and kept in
 # airflow_home/simple_auth_manager_passwords.json.generated) with the project's DAGs, SQLite under airflow_home/.
