@@ -1,0 +1,31 @@
+"""What the scenarios deliver to landing: small files following the event contract, with a duplicate
+and a broken line, so that every count of the ledger is at work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.histories import History, shop_history
+
+BROKEN_LINE = '{"event_id": "cut-short", "tena'
+
+
+def first_delivery(landing: Path) -> Path:
+    """The shop history (21 events, 2 of them delivered twice) and a line cut short: 24 lines."""
+    return shop_history().write(landing / "2026-01-06", extra_lines=(BROKEN_LINE,))
+
+
+def late_delivery(landing: Path) -> Path:
+    """A later valid order o8 of t1: what a second run has to publish."""
+    h = History()
+    h.add("OrderCreated", "order-o8", {"order_id": "o8", "cart_id": None, "customer_id": "c8", "session_id": None,
+          "items": [{"product_id": "p1", "category": "misc", "quantity": 1, "unit_price_cents": 700}],
+          "total_cents": 700, "currency": "EUR", "order_source": "phone"}, "2026-01-07T10:00:00Z", schema_version=3,
+          event_id="late-1")
+    h.add("OrderConfirmed", "order-o8", {"order_id": "o8"}, "2026-01-07T10:01:00Z", event_id="late-2")
+    return h.write(landing / "2026-01-07")
+
+
+def lines_delivered(landing: Path) -> int:
+    """Lines in the landing folder, counted apart from the pipeline: the scenario's events in."""
+    return sum(len(path.read_bytes().splitlines()) for path in landing.rglob("*.ndjson"))
