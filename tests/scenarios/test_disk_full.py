@@ -1,0 +1,99 @@
+"""Scenario 2.10: a write fails because the disk is full (a small filesystem made by the test): the run
+fails clearly, the table stays at its previous version, and a rerun after space is freed succeeds."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jobs import pipeline
+from tests.scenarios.deliveries import first_delivery, late_delivery, lines_delivered
+from tests.scenarios.warehouse_state import account_landing, gold_state, publications
+
+# Room for the first publication of the scenario's marts (a few kB each) and little more.
+GOLD_SIZE = "8m"
+
+
+@pytest.fixture
+def gold_on_a_small_filesystem(scenario_settings):
+    """`<warehouse>/gold` on a tmpfs of its own, unmounted at the end: only the published tables can
+    run out of space, so the failure is publication's, after everything before it succeeded."""
+    gold = Path(scenario_settings.warehouse) / "gold"
+    gold.mkdir(parents=True)
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={GOLD_SIZE}", "scenario-gold", str(gold)], capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command: the disk-full scenario needs a small tmpfs of its own")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    yield gold
+    # Lazily if Spark still holds a file open there: the mount then goes as soon as it is closed.
+    if subprocess.run(["umount", str(gold)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "--lazy", str(gold)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Write zeros into `folder` until its filesystem has no byte left; return the file to delete."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as file:
+        for chunk in (b"\0" * (1 << 20), b"\0" * 4096, b"\0"):
+            try:
+                while True:
+                    file.write(chunk)
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+    assert os.statvfs(folder).f_bavail == 0
+    return filler
+
+
+def test_a_publication_that_runs_out_of_disk_fails_saying_so_keeps_the_last_good_version_and_a_retry_publishes(
+    spark, scenario_settings, gold_on_a_small_filesystem, tmp_path, scenario_report
+):
+    row = scenario_report
+    row.scenario = "2.10 disk full"
+    row.injected = f"gold on a {GOLD_SIZE} tmpfs filled to the last byte before a run; space freed, then publish retried"
+    landing = tmp_path / "landing"
+    first_delivery(landing)
+    pipeline.run(scenario_settings, landing, run_id="good")
+    good = gold_state(spark, scenario_settings)
+    late_delivery(landing)
+    row.events_in = lines_delivered(landing)
+    filler = fill(gold_on_a_small_filesystem)
+
+    with pytest.raises(Exception) as failure:
+        pipeline.run(scenario_settings, landing, run_id="disk-full")
+
+    lines = str(failure.value).splitlines()
+    said = [number for number, line in enumerate(lines, 1) if "No space left on device" in line]
+    assert said, "\n".join(lines[:40])
+    seen = gold_state(spark, scenario_settings)
+    row.marts_readable = True  # gold_state read every mart
+    row.marts_at_last_good_version = seen == good
+    assert row.marts_at_last_good_version
+    assert {run_id for _mart, run_id, _action, _version in publications(spark, scenario_settings)} == {"good"}
+
+    # It failed in publish: the run's marts were staged and their validation had passed.
+    assert (Path(scenario_settings.table_path("staging", "disk-full")) / "_validated.json").exists()
+
+    filler.unlink()
+    pipeline.publish(scenario_settings, "disk-full")
+
+    account_landing(spark, scenario_settings.warehouse, row)
+    assert row.accounted == row.events_in == 26
+    new_entries = [entry for entry in publications(spark, scenario_settings) if entry[1] != "good"]
+    assert sorted(new_entries) == sorted(
+        (mart, "disk-full", "publish", good[mart][0] + 1) for mart in scenario_settings.marts.enabled
+    )
+    assert len(gold_state(spark, scenario_settings)["orders"][1]) == len(good["orders"][1]) + 1
+    row.outcome = (
+        f"the run failed in publish, after land, build and validate passed, with {type(failure.value).__name__} "
+        f"'{lines[0][:80]}', saying 'No space left on device' on line {said[0]} of {len(lines)}; gold unchanged, "
+        "nothing logged; the retried publish published each mart once"
+    )
