@@ -1,0 +1,86 @@
+"""The benchmark harness (benchmarks/, `make bench`) end to end on a tiny history: it runs and reports.
+
+No timing is asserted (issue #8: the benchmark runs separately). The harness runs as its own process,
+as `make bench` does, with its own Spark session: the three marts the DuckDB reference computes, one
+size of 20,000 events from two tenants, an hourly batch of 50, in the ci environment. At that traffic
+the history spans 16 days, past the simulator's schema switches (OrderCreated v3 from day 14), so
+DuckDB's upcasting is compared too. A few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobs.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+SIZE = 20_000
+PHASE_SECONDS = {
+    "land_history": ("seconds",),
+    "full_rebuild": ("build_seconds", "validate_seconds", "publish_seconds", "total_seconds"),
+    "spark_three_marts": ("build_seconds",),
+    "duckdb": ("total_seconds", "read_seconds", "parse_seconds"),
+    "hourly": ("land_seconds", "build_seconds", "validate_seconds", "publish_seconds", "total_seconds"),
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("bench")
+    out = folder / "bench.json"
+    command = [
+        sys.executable, "-m", "benchmarks",
+        "--sizes", str(SIZE), "--hourly-fraction", "0.0025", "--tenants", "2",
+        "--marts", "orders,basket_daily,customer_360",
+        "--env", "ci", "--workdir", str(folder / "work"), "--out", str(out),
+    ]
+    done = subprocess.run(
+        command, cwd=PROJECT_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, f"the harness failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    assert not (folder / "work" / f"size-{SIZE}").exists(), "each size's warehouse is deleted after it"
+    return json.loads(Path(out).read_text())
+
+
+def test_the_results_have_every_figure_and_every_target(results):
+    assert results["complete"] is True
+    assert results["machine"]["cores"] >= 1 and results["machine"]["memory_bytes"] > 0
+    assert results["versions"]["pyspark"] and results["versions"]["duckdb"]
+    figures = results["figures"]
+    # One size: the growth between the smallest and the largest history cannot be measured.
+    assert figures.pop("hourly_growth") is None
+    assert all(value is not None and value > 0 for value in figures.values()), figures
+    assert [t["target"] for t in results["targets"]] == [
+        "hourly_growth", "hourly_vs_full", "spark_vs_duckdb", "landing", "peak_memory"
+    ]
+    statuses = {t["target"]: t["status"] for t in results["targets"]}
+    assert statuses.pop("hourly_growth") == "n/a"
+    assert set(statuses.values()) <= {"pass", "miss"}
+
+
+def test_every_phase_of_the_size_is_timed(results):
+    (size,) = results["sizes"]
+    assert size["target_events"] == SIZE and size["history"]["lines"] == SIZE
+    assert size["history"]["events_landed"] > 0.95 * SIZE
+    assert size["hourly_batch"]["lines"] == 50
+    for section, keys in PHASE_SECONDS.items():
+        for key in keys:
+            assert size[section][key] > 0, f"{section}.{key}"
+    assert size["peak_memory_bytes"] > 0
+    modes = {mart: built["mode"] for mart, built in size["hourly"]["marts"].items()}
+    assert set(modes) == {"orders", "basket_daily", "customer_360"} and set(modes.values()) <= {"full", "restated"}
+    assert modes["orders"] == "restated", "the hourly run is incremental"
+
+
+def test_duckdb_counts_the_same_orders_as_spark(results):
+    (size,) = results["sizes"]
+    orders = size["marts_compared"]["orders_rows"]
+    assert orders["duckdb"] == orders["spark"] == size["full_rebuild"]["rows"]["orders"] > 0
