@@ -9,11 +9,14 @@ One story for the whole module (each `dags test` starts Airflow and Spark, so th
    late events (the one outside the range too), so that the marts agree with silver and each other;
 5. the nightly validation passes on what is published.
 The tests read what the runs left: the Airflow DB of the module's own AIRFLOW_HOME and the Delta tables.
+Every run has a known master key in its environment, which nothing Airflow keeps or prints may hold.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -32,6 +35,7 @@ import yaml
 from jobs.airflow_env import airflow_command, airflow_environ, dags_test, migrate_db
 from jobs.config import PROJECT_ROOT, load_settings
 from tests.histories import History, _order_v3
+from tests.privacy.audit import key_forms, occurrences
 
 pytestmark = pytest.mark.slow  # five `airflow dags test` runs, each starting Airflow and Spark: `make test-slow`
 
@@ -42,6 +46,7 @@ BACKFILLED_MARTS = ["orders", "basket_daily"]
 # The DAGs, not the marts, are under test: three marts (two read from orders) keep each `dags test`
 # short on two cores. Enabled through a configuration folder of the story's own (LAKEHOUSE_CONF_DIR).
 STORY_MARTS = ["orders", "basket_daily", "marketing_kpis_daily"]
+MASTER_KEY = secrets.token_bytes(32)  # wraps the customers' keys at landing; a secret (README "Privacy")
 HOLD_SECONDS = 25  # how long another writer holds the marts lease when the marts run starts
 
 
@@ -93,7 +98,9 @@ class Story:
 def story(tmp_path_factory) -> Story:
     root = tmp_path_factory.mktemp("dags_end_to_end")
     conf = story_conf(root / "conf")
-    environ = airflow_environ(root / "airflow_home", overrides={"LAKEHOUSE_ENV": "ci", "LAKEHOUSE_CONF_DIR": str(conf)})
+    environ = airflow_environ(root / "airflow_home", overrides={
+        "LAKEHOUSE_ENV": "ci", "LAKEHOUSE_CONF_DIR": str(conf), "LAKEHOUSE_MASTER_KEY": base64.b64encode(MASTER_KEY).decode(),
+    })
     story = Story(root, environ, root / "landing", str(root / "warehouse"), conf)
 
     write_history(story.landing, environ)
@@ -266,6 +273,19 @@ def test_the_backfill_publishes_every_enabled_mart_caught_up(story, spark):
     bronze = delta(spark, story, "bronze/events")
     latest = spark.sql(f"DESCRIBE HISTORY delta.`{story.warehouse}/bronze/events`").agg(F.max("version")).first()[0]
     assert bronze.count() > 0 and {row["bronze_version"] for row in builds.values()} == {latest}
+
+
+# --- secrets ---------------------------------------------------------------------------------------
+
+
+def test_the_master_key_is_nowhere_in_what_airflow_keeps_or_prints(story):
+    """The Airflow UI shows what its database (params, rendered fields, XComs) and task logs hold, all
+    under AIRFLOW_HOME; the runs' output and every file of the warehouse are searched too."""
+    needles = {f"master {label}": forms for label, forms in key_forms(MASTER_KEY).items()}
+    printed = {f"the {name} run's output": run.stdout + run.stderr for name, run in story.runs.items()}
+    assert (story.root / "airflow_home" / "airflow.db").stat().st_size > 0
+    assert occurrences(story.root / "airflow_home", needles, printed) == []
+    assert occurrences(Path(story.warehouse), needles) == []
 
 
 # --- 5. the nightly validation ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Iterator
@@ -43,6 +44,12 @@ def forms_of(secret: str) -> set[str]:
     """The ways a string can be written down that a search should catch (all compared lowercased)."""
     forms = {secret, json.dumps(secret)[1:-1], secret.replace("@", "%40"), secret.replace("@", "\\u0040")}
     return {form.lower() for form in forms}
+
+
+def key_forms(key: bytes) -> dict[str, set[bytes]]:
+    """The needles for a binary secret (a key): its bytes, and its base64 and hex texts in any case."""
+    text_forms = {base64.b64encode(key), base64.urlsafe_b64encode(key), key.hex().encode()}
+    return {"key (text forms)": {form.lower() for form in text_forms} | text_forms, "key (bytes)": {key}}
 
 
 def occurrences(root: Path, secrets: dict[str, set[bytes]], extra_texts: dict[str, str] = {}) -> list[str]:
