@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 SIZES ?=
 BENCH_ARGS ?=
 
-.PHONY: setup demo test test-slow test-all bench airflow serve constraints clean
+.PHONY: setup demo test test-slow test-all scenarios bench airflow serve constraints clean
 
 setup: $(INSTALLED) $(JVM_PACKAGES)
 
@@ -39,6 +39,14 @@ test-slow: setup
 
 test-all: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The failure scenarios of issue #12 (tests/scenarios/, also part of `make test`): runs them, then prints
+# the table of what each one injected and what came of it (README "What happens when…").
+SCENARIO_REPORT ?= .cache/scenarios.jsonl
+scenarios: setup
+	@rm -f $(SCENARIO_REPORT)
+	LAKEHOUSE_SCENARIO_REPORT=$(SCENARIO_REPORT) $(PY) -m pytest tests/scenarios $(PYTEST_ARGS); status=$$?; \
+	$(PY) -m tests.scenarios.report $(SCENARIO_REPORT); exit $$status
 
 # The benchmark of issue #8 (README "Benchmark"): histories of 2.5M, 5M and 10M events, a full rebuild,
 # an hourly run at each, DuckDB's three marts; prints a table, writes benchmarks/results/latest.json.
