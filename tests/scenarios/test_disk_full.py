@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobs import pipeline
-from tests.scenarios.deliveries import first_delivery, late_delivery, lines_delivered
-from tests.scenarios.warehouse_state import account_landing, gold_state, publications
+from tests.scenarios.warehouse_state import account_landing, gold_state, publications, published_then_late
 
 # Room for the first publication of the scenario's marts (a few kB each) and little more.
 GOLD_SIZE = "8m"
@@ -60,11 +59,7 @@ def test_a_publication_that_runs_out_of_disk_fails_saying_so_keeps_the_last_good
     row.scenario = "2.10 disk full"
     row.injected = f"gold on a {GOLD_SIZE} tmpfs filled to the last byte before a run; space freed, then publish retried"
     landing = tmp_path / "landing"
-    first_delivery(landing)
-    pipeline.run(scenario_settings, landing, run_id="good")
-    good = gold_state(spark, scenario_settings)
-    late_delivery(landing)
-    row.events_in = lines_delivered(landing)
+    good = published_then_late(spark, scenario_settings, landing, row)
     filler = fill(gold_on_a_small_filesystem)
 
     with pytest.raises(Exception) as failure:

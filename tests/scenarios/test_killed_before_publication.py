@@ -14,8 +14,7 @@ from pathlib import Path
 from jobs import pipeline
 from jobs.writer_lock import MARTS, holding
 from tests.scenarios.child import kill_at
-from tests.scenarios.deliveries import first_delivery, late_delivery, lines_delivered
-from tests.scenarios.warehouse_state import account_landing, gold_state, publications
+from tests.scenarios.warehouse_state import account_landing, gold_state, publications, published_then_late
 
 
 def test_a_run_killed_between_validation_and_publication_leaves_the_last_good_marts_and_its_retry_publishes_once(
@@ -28,11 +27,7 @@ def test_a_run_killed_between_validation_and_publication_leaves_the_last_good_ma
         "then publish retried, twice"
     )
     landing = tmp_path / "landing"
-    first_delivery(landing)
-    pipeline.run(scenario_settings, landing, run_id="good")
-    good = gold_state(spark, scenario_settings)
-    late_delivery(landing)
-    row.events_in = lines_delivered(landing)
+    good = published_then_late(spark, scenario_settings, landing, row)
     pipeline.land(scenario_settings, landing, "killed")
 
     status = kill_at(

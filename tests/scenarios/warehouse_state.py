@@ -3,12 +3,15 @@ the publication log."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import pipeline
 from jobs.config import Settings
 from jobs.tables import latest_version
+from tests.scenarios.deliveries import first_delivery, late_delivery, lines_delivered
 from tests.scenarios.report import ScenarioRow
 
 
@@ -41,3 +44,14 @@ def publications(spark: SparkSession, settings: Settings) -> list[tuple[str, str
 
     rows = read_log(spark, settings.warehouse).orderBy("published_at").collect()
     return [(row["mart"], row["run_id"], row["action"], row["table_version"]) for row in rows]
+
+
+def published_then_late(spark: SparkSession, settings: Settings, landing: Path, row: ScenarioRow) -> dict:
+    """A good run published from the first delivery, then the late delivery waiting in landing (the
+    row's events in: every line delivered). Returns the published marts' state after the good run."""
+    first_delivery(landing)
+    pipeline.run(settings, landing, run_id="good")
+    good = gold_state(spark, settings)
+    late_delivery(landing)
+    row.events_in = lines_delivered(landing)
+    return good
