@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jobs.config import ConfigError, Settings, load_settings
 from jobs.marts import MART_NAMES  # names only; imports no Spark
+from jobs.orchestration import ParamError  # imports no Spark
 
 log = logging.getLogger("jobs")
 
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.command(settings, args) or 0
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    except ParamError as error:
+        # A wrong argument (a backfill range, a retention), refused before anything ran: a usage error.
+        print(f"refused: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - the CLI's last word: a readable message, not a trace
         if getattr(args, "verbose", False):
