@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     except ParamError as error:
-        # A wrong argument (a backfill range, a retention), refused before anything ran: a usage error.
+        # A wrong argument (a backfill range, its marts), refused before anything ran: a usage error.
         print(f"refused: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - the CLI's last word: a readable message, not a trace
