@@ -62,12 +62,14 @@ class LandingReport:
         return sum(getattr(ledger, name) for ledger in self.files)
 
     def summary(self) -> str:
+        unreadable = [ledger for ledger in self.files if ledger.file_error]
         return (
             f"{len(self.files)} new file(s), {self.skipped_files} already landed: "
             f"{self.total('lines_read')} lines read = {self.total('landed')} landed + "
             f"{self.total('duplicates')} duplicates + {self.total('quarantined')} quarantined "
             f"({self.total('conflicting_duplicates')} conflicting duplicates, "
             f"{self.total('unknown_event_types')} events of unknown types kept in bronze)"
+            + "".join(f"\n  {ledger.source_file}: {ledger.file_error}" for ledger in unreadable)
         )
 
 
@@ -191,6 +193,10 @@ def _parse_file(path: Path, source: str) -> ParsedSource:
             (events if isinstance(outcome, ParsedEvent) else rejections).append(outcome)
     except UnreadableFile as error:
         file_error = str(error)
+    if lines_read == 0 and file_error is None:
+        # Marked landed like any file (the export writes each file whole, then renames it into place),
+        # but said, since an empty export file usually means something went wrong upstream.
+        file_error = "empty_file: no lines"
     return ParsedSource(str(path.resolve()), events, rejections, lines_read, file_error, source)
 
 

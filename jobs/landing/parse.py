@@ -10,6 +10,7 @@ import functools
 import gzip
 import hashlib
 import json
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 _STREAM_ID = re.compile(r"^[a-z][a-z0-9_]*-.+$")
+# A JSON escape of a UTF-16 surrogate: the only way a line of valid UTF-8 decodes to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # Python 3.11 reads at most microseconds; producers may write nanoseconds.
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
@@ -62,12 +65,18 @@ def parse_line(raw: bytes, line_number: int) -> ParsedEvent | Rejection:
     if not text.strip():
         return Rejection(line_number, "empty_line", text)
     try:
-        event = json.loads(text, parse_constant=_refuse_constant)
+        event = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (json.JSONDecodeError, RecursionError) as error:
         return Rejection(line_number, f"invalid_json: {getattr(error, 'msg', 'too deeply nested')}", text)
     except ValueError as error:
         return Rejection(line_number, f"invalid_json: {error}", text)
-    return parse_event(event, line_number, text)
+    try:
+        if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(event):
+            # Not text in UTF-8: it could be neither hashed nor written, and would stop the whole batch.
+            return Rejection(line_number, "invalid_unicode: a \\u escape of a lone UTF-16 surrogate", text)
+        return parse_event(event, line_number, text)
+    except RecursionError:  # nested just within what json.loads accepts, walked again deeper in the stack
+        return Rejection(line_number, "invalid_json: too deeply nested", text)
 
 
 def parse_event(event: Any, line_number: int, text: str) -> ParsedEvent | Rejection:
@@ -134,6 +143,8 @@ def canonical_json(value: Any) -> str:
 
 _STRING_FIELDS = ("event_id", "tenant_id", "stream_id", "event_type", "occurred_at", "recorded_at")
 _POSITIVE_INT_FIELDS = ("stream_version", "schema_version")
+# Within bronze's column types (BIGINT, INT): a larger number could not be written, and would stop the whole batch.
+_INTEGER_RANGES = {"stream_version": (1, 2**63 - 1), "schema_version": (1, 2**31 - 1), "global_position": (0, 2**63 - 1)}
 _OBJECT_FIELDS = ("data", "metadata")
 
 
@@ -151,7 +162,8 @@ def _envelope_problem(event: dict[str, Any]) -> str | None:
         # bool is an int in Python but not in JSON.
         if isinstance(value, bool) or not isinstance(value, int):
             return f"wrong_type: {name} must be an integer, got {_json_type(value)}"
-        if value < (0 if name == "global_position" else 1):
+        low, high = _INTEGER_RANGES[name]
+        if not low <= value <= high:
             return f"out_of_range: {name} is {value}"
     for name in _OBJECT_FIELDS:
         if not isinstance(event[name], dict):
@@ -169,12 +181,31 @@ def _utc(value: str) -> datetime | str:
         return f"{value!r} is not ISO-8601"
     if parsed.tzinfo is None:
         return f"{value!r} has no offset"
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        return f"{value!r} is out of range in UTC"
 
 
 def _refuse_constant(name: str) -> Any:
     # Python's json accepts NaN and Infinity; JSON does not.
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    # 1e999 reads as infinity, which JSON cannot hold: written back, it would be the non-JSON `Infinity`.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        canonical_json(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _json_type(value: Any) -> str:
@@ -200,6 +231,10 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             for line_number, raw in enumerate(stream, start=1):
                 yield line_number, raw.rstrip(b"\r\n")
     except gzip.BadGzipFile as error:
-        raise UnreadableFile(f"not_gzip: {error}") from error
-    except (EOFError, zlib.error) as error:
+        if line_number == 0:
+            raise UnreadableFile(f"not_gzip: {error}") from error
+        raise UnreadableFile(f"corrupt_gzip: after line {line_number}: {error}") from error
+    except EOFError as error:
         raise UnreadableFile(f"truncated_gzip: after line {line_number}: {error}") from error
+    except zlib.error as error:
+        raise UnreadableFile(f"corrupt_gzip: after line {line_number}: {error}") from error
