@@ -1,4 +1,6 @@
-"""Land -> build -> validate -> publish: only validated marts reach gold, and every publication is logged."""
+"""Land -> build -> validate -> publish: only validated marts reach gold, and every publication is logged.
+
+A failed validation (a projection bug the expectations catch) is scenario 2.9: tests/scenarios/test_projection_bug.py."""
 
 from __future__ import annotations
 
@@ -7,9 +9,7 @@ import dataclasses
 import pytest
 
 from jobs import pipeline
-from jobs.marts import basket_daily
-from jobs.validation import ValidationFailed
-from tests.histories import History, shop_history
+from tests.histories import shop_history
 
 # The stages are what is tested here, not the marts: two marts (one read from the other) keep each
 # run short; tests/test_incremental.py and tests/privacy/test_auditor.py run every mart.
@@ -37,12 +37,6 @@ def published(settings, tmp_path_factory):
 
 def _gold(spark, run_settings, mart):
     return spark.read.format("delta").load(pipeline.gold_path(run_settings, mart))
-
-
-def _latest_version(spark, run_settings, mart):
-    from jobs.tables import latest_version
-
-    return latest_version(spark, pipeline.gold_path(run_settings, mart))
 
 
 def test_a_run_publishes_every_enabled_mart_as_a_delta_table_under_gold(spark, published):
@@ -87,29 +81,6 @@ def test_a_replay_time_without_an_offset_is_refused(published):
     run_settings, _landing = published
     with pytest.raises(ValueError, match="needs a UTC offset"):
         pipeline.replay(run_settings, datetime(2026, 1, 5))
-
-
-def test_a_failed_validation_publishes_nothing_and_names_mart_and_expectation(spark, settings, tmp_path, monkeypatch):
-    run_settings, landing = _publish_shop(settings, tmp_path)
-    versions_before = {m: _latest_version(spark, run_settings, m) for m in run_settings.marts.enabled}
-    history = History()
-    history.add("OrderCreated", "order-o8", {"order_id": "o8", "cart_id": None, "customer_id": "c8", "session_id": None,
-                "items": [], "total_cents": 100, "currency": "EUR", "order_source": "web"}, "2026-01-07T10:00:00Z",
-                schema_version=3)
-    history.write(landing / "day2", "late.ndjson")
-    correct = basket_daily.build
-    # A projection bug: every row twice, so the mart's key is no longer unique.
-    monkeypatch.setattr(basket_daily, "build", lambda sources, context: correct(sources, context).unionAll(correct(sources, context)))
-
-    with pytest.raises(ValidationFailed) as failure:
-        # In full, so the bug reaches every row (a restatement rebuilds only the days o8 touches).
-        pipeline.run(run_settings, landing, run_id="second", full=True)
-
-    message = str(failure.value)
-    assert "basket_daily" in message and "Unique" in message
-    assert {m: _latest_version(spark, run_settings, m) for m in run_settings.marts.enabled} == versions_before
-    runs = {row["run_id"] for row in spark.read.format("delta").load(f"{run_settings.warehouse}/meta/publications").collect()}
-    assert runs == {"first"}
 
 
 def test_publishing_a_run_that_was_not_validated_is_refused(settings, tmp_path):
