@@ -1,8 +1,10 @@
-"""Every event type's chain from each of its versions, on payloads the simulator writes."""
+"""Every event type's chain from each of its versions, on payloads the simulator writes.
+
+A version newer than the catalog, projected once its upcaster arrives, is scenario 2.6:
+tests/scenarios/test_unknown_and_newer_events.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 
@@ -11,7 +13,6 @@ from pyspark.sql import functions as F
 
 from jobs.events.catalog import CATALOG, EVENT_TYPES
 from jobs.landing.files import land_files
-from jobs.silver import build_silver, read_silver
 from jobs.simulator import simulate
 from jobs.upcasting.chain import upcast
 
@@ -52,33 +53,3 @@ def test_v1_amounts_of_simulated_orders_come_out_as_the_cents_written(simulated_
     upcast_totals = {r["event_id"]: r["total_cents"] for r in result.filter("schema_version = 1").collect()}
     assert upcast_totals == totals
 
-
-def test_a_held_back_version_is_projected_exactly_once_when_its_upcaster_arrives(spark, warehouse, tmp_path, monkeypatch):
-    from tests.histories import History
-
-    history = History()
-    history.add("OrderConfirmed", "order-o1", {"order_id": "o1"}, "2026-01-05T10:00:00Z")
-    history.add("OrderConfirmed", "order-o2", {"order_id": "o2", "confirmed_by": "agent-7"}, "2026-01-05T11:00:00Z", schema_version=2)
-    history.write(tmp_path / "landing")
-    land_files(spark, warehouse, tmp_path / "landing", "r1")
-
-    report = build_silver(spark, warehouse)
-    assert report.held_back == 1
-    assert [r["event_id"] for r in read_silver(spark, warehouse, "OrderConfirmed").collect()] == ["ev-0001"]
-
-    # A release adds OrderConfirmed v2 and its upcaster; a rebuild (replay) projects the held-back event.
-    confirmed = CATALOG["OrderConfirmed"]
-    v2 = dataclasses.replace(
-        confirmed,
-        schemas={**confirmed.schemas, 2: "order_id STRING, confirmed_by STRING"},
-        upcasters={1: lambda p: F.struct(p["order_id"].alias("order_id"), F.lit(None).cast("string").alias("confirmed_by"))},
-    )
-    released = tuple(v2 if t.name == "OrderConfirmed" else t for t in EVENT_TYPES)
-    monkeypatch.setattr("jobs.silver.EVENT_TYPES", released)
-    monkeypatch.setattr("jobs.incremental.EVENT_TYPES", released)  # the catalog's fingerprint changes with it
-    monkeypatch.setitem(CATALOG, "OrderConfirmed", v2)
-    for _replay in range(2):
-        report = build_silver(spark, warehouse)
-    rows = sorted((r["event_id"], r["confirmed_by"]) for r in read_silver(spark, warehouse, "OrderConfirmed").collect())
-    assert report.held_back == 0
-    assert rows == [("ev-0001", None), ("ev-0002", "agent-7")]
