@@ -69,7 +69,7 @@ def test_bad_configuration_is_refused_naming_it_before_anything_is_written(case,
     landing, warehouse, workdir = tmp_path / "landing", tmp_path / "warehouse", tmp_path / "workdir"
     first_delivery(landing)
     workdir.mkdir()
-    row.events_in = lines_delivered(landing)
+    waiting = lines_delivered(landing)  # not events in: none may land
     landing_before = _snapshot(landing)
 
     command = [part.format(landing=landing, warehouse=warehouse) for part in case.command]
@@ -86,7 +86,10 @@ def test_bad_configuration_is_refused_naming_it_before_anything_is_written(case,
     assert not warehouse.exists()
     assert _snapshot(landing) == landing_before
     assert list(workdir.iterdir()) == []
-    row.outcome = f"refused with exit status 2 before writing anything: {error.splitlines()[-1][:160]}"
+    row.outcome = (
+        f"refused with exit status 2, no warehouse made, the {waiting} lines waiting in landing untouched: "
+        f"{error.splitlines()[-1][:160]}"
+    )
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
