@@ -3,7 +3,8 @@
 Write-audit-publish: marts are built into `<warehouse>/staging/<run_id>/<mart>`, validated there, and
 only then copied into `<warehouse>/gold/<mart>`, each in one Delta commit. Validation leaves a marker
 naming the staging table versions it passed; publication refuses anything without it, so a failed
-or skipped validation can never publish.
+or skipped validation can never publish. Each step's writes fail with a first line naming the step,
+the table and the root cause (jobs/failures.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import secrets
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Sequence
@@ -24,6 +26,7 @@ from pyspark.sql.types import DateType
 
 from jobs.config import Settings
 from jobs.events.catalog import CATALOG
+from jobs.failures import failing_clearly
 from jobs.incremental import bronze_changes, bronze_version, catalog_fingerprint
 from jobs.landing.files import LandingReport, land_files
 from jobs.marts import MART_NAMES, mart_module
@@ -168,18 +171,23 @@ def _stage(
     for `run_id`, restated from the events landed since its published build (and, with `window`, a
     backfill's range) where it can be, else in full."""
     spark = get_spark(settings)
+    step = "backfill" if window else "build"
     check_segments_with_spark(spark, settings.segments)
     upto = bronze_version(spark, settings.warehouse)
-    silver = build_silver(spark, settings.warehouse, progress=progress, upto=upto, full=full)
+    with failing_clearly(step, "silver", settings.table_path("silver", ""), lambda: _PUBLISHED_UNTOUCHED):
+        silver = build_silver(spark, settings.warehouse, progress=progress, upto=upto, full=full)
     watermark = _event_watermark(spark, settings, upto)
     as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
     since = {} if full else _restatable_marts(spark, settings, upto)
     landed = bronze_changes(spark, settings.warehouse, min(since.values()), upto) if since else None
     restating = Restating(since, _landed_since(landed, since), window) if landed is not None else None
-    built = _build_marts(settings, as_of, lambda mart: staging_path(settings, run_id, mart), progress, restating, upto)
+    built = _build_marts(
+        settings, as_of, lambda mart: staging_path(settings, run_id, mart), progress, restating, upto, step=step
+    )
     if landed is not None:
         landed.unpersist()
-    _record_builds(spark, settings, run_id, watermark, built)
+    with failing_clearly(step, f"run {run_id}", BUILDS.path(settings.warehouse), lambda: _PUBLISHED_UNTOUCHED):
+        _record_builds(spark, settings, run_id, watermark, built)
     _write_build_info(settings, run_id, watermark, silver)
     return {mart: b.rows for mart, b in built.items()}
 
@@ -197,7 +205,7 @@ def replay(settings: Settings, as_of: datetime, progress: Progress = log.info) -
     check_segments_with_spark(spark, settings.segments)
     build_silver(spark, settings.warehouse, progress=progress)
     folder = settings.table_path("replays", f"as_of={as_of:%Y-%m-%dT%H%M%SZ}")
-    _build_marts(settings, as_of, lambda mart: f"{folder}/{mart}", progress)
+    _build_marts(settings, as_of, lambda mart: f"{folder}/{mart}", progress, step="replay")
     from jobs.validation import raise_for_failures, validate_mart
 
     frames = {mart: spark.read.format("delta").load(f"{folder}/{mart}") for mart in _enabled_marts(settings)}
@@ -269,9 +277,11 @@ def _build_marts(
     progress: Progress,
     restating: Restating | None = None,
     upto: int = 0,
+    step: str = "build",
 ) -> dict[str, Built]:
     """Every enabled mart from silver events that occurred up to `as_of`, each written to `path_of(mart)`:
-    restated where `restating` allows it and every mart it reads was restated too, else in full."""
+    restated where `restating` allows it and every mart it reads was restated too, else in full.
+    A failure names the `step`, the mart and its root cause (jobs/failures.py)."""
     spark = get_spark(settings)
     context = BuildContext(
         as_of=as_of,
@@ -290,41 +300,46 @@ def _build_marts(
                 events = read_silver(spark, settings.warehouse, name)
                 sources[name] = events.filter(F.col("occurred_at") <= F.lit(as_of))
         path = path_of(mart)
-        restate = getattr(module, "RESTATE", None)
-        upstream_restated = all(name in changed for name in module.INPUTS if name in MART_NAMES)
-        if restating and restate is not None and mart in since and upstream_restated:
-            published = spark.read.format("delta").load(gold_path(settings, mart))
+        with failing_clearly(step, f"mart {mart}", path, lambda: _PUBLISHED_UNTOUCHED):
+            restate = getattr(module, "RESTATE", None)
+            upstream_restated = all(name in changed for name in module.INPUTS if name in MART_NAMES)
+            if restating and restate is not None and mart in since and upstream_restated:
+                published = spark.read.format("delta").load(gold_path(settings, mart))
 
-            def touched(events_of: Callable[[str], DataFrame], marts: dict[str, DataFrame]) -> DataFrame:
-                events = {
-                    name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of))
-                    for name in module.INPUTS
-                    if name not in MART_NAMES
-                }
-                return restate.touched(Changes(events=events, marts=marts, sources=sources), published)
+                def touched(events_of: Callable[[str], DataFrame], marts: dict[str, DataFrame]) -> DataFrame:
+                    events = {
+                        name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of))
+                        for name in module.INPUTS
+                        if name not in MART_NAMES
+                    }
+                    return restate.touched(Changes(events=events, marts=marts, sources=sources), published)
 
-            unit = list(restate.unit)
-            units = touched(lambda name: restating.new_events(mart, name), changed)
-            window = restating.window
-            if window is not None and mart in window.marts:
-                # The range from all data: its events, and the rows of the marts it reads dated in it
-                # (basket_daily reads only orders: its days in the range are restated from all orders).
-                upstream = {name: _within(sources[name], window.days) for name in module.INPUTS if name in MART_NAMES}
-                units = units.unionByName(_within(touched(window.events, upstream), window.days)).distinct()
-            units = units.cache()
-            rebuilt = module.build(restate.narrow(sources, units), context).join(units, on=unit, how="left_semi")
-            rows = overwrite(spark, published.join(units, on=unit, how="left_anti").unionByName(rebuilt), path)
-            staged = spark.read.format("delta").load(path)
-            changed[mart] = published.join(units, on=unit, how="left_semi").unionByName(staged.join(units, on=unit, how="left_semi"))
-            built[mart] = Built("restated", rows, upto, units.count())
-            units.unpersist()
-            progress(f"built {mart}: {built[mart].restated_units} ({', '.join(unit)}) restated, {rows} rows")
-        else:
-            rows = overwrite(spark, module.build(sources, context), path)
-            built[mart] = Built("full", rows, upto)
-            progress(f"built {mart} in full: {rows} rows")
+                unit = list(restate.unit)
+                units = touched(lambda name: restating.new_events(mart, name), changed)
+                window = restating.window
+                if window is not None and mart in window.marts:
+                    # The range from all data: its events, and the rows of the marts it reads dated in it
+                    # (basket_daily reads only orders: its days in the range are restated from all orders).
+                    upstream = {name: _within(sources[name], window.days) for name in module.INPUTS if name in MART_NAMES}
+                    units = units.unionByName(_within(touched(window.events, upstream), window.days)).distinct()
+                units = units.cache()
+                rebuilt = module.build(restate.narrow(sources, units), context).join(units, on=unit, how="left_semi")
+                rows = overwrite(spark, published.join(units, on=unit, how="left_anti").unionByName(rebuilt), path)
+                staged = spark.read.format("delta").load(path)
+                changed[mart] = published.join(units, on=unit, how="left_semi").unionByName(staged.join(units, on=unit, how="left_semi"))
+                built[mart] = Built("restated", rows, upto, units.count())
+                units.unpersist()
+                progress(f"built {mart}: {built[mart].restated_units} ({', '.join(unit)}) restated, {rows} rows")
+            else:
+                rows = overwrite(spark, module.build(sources, context), path)
+                built[mart] = Built("full", rows, upto)
+                progress(f"built {mart} in full: {rows} rows")
         sources[mart] = spark.read.format("delta").load(path)
     return built
+
+
+# What readers see when a build fails: builds write only staging (or replays), never gold.
+_PUBLISHED_UNTOUCHED = "the published marts are untouched"
 
 
 def _within(units: DataFrame, window: tuple[date, date]) -> DataFrame:
@@ -431,7 +446,10 @@ def _reconcile(settings: Settings, frames: dict[str, DataFrame], as_of: datetime
 def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> list[Publication]:
     """Copy each validated staging table into its published table in one commit, log it, and clear
     staging. A mart whose contract has a new major version goes to a new table beside the old one
-    (jobs/publications.py), and the old one gets an end of support date in the log."""
+    (jobs/publications.py), and the old one gets an end of support date in the log.
+    A failed write says first which mart failed, why, and which version
+    its table keeps (jobs/failures.py).
+    """
     from jobs import publications
 
     spark = get_spark(settings)
@@ -462,38 +480,56 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
         contract = mart_module(mart).CONTRACT
         table = publications.published_table(settings, mart, contract.major_version)
         validated = info["validated"][mart]
-        staged = spark.read.format("delta").option("versionAsOf", validated["staging_version"]).load(
-            staging_path(settings, run_id, mart)
-        )
-        staged.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(table.path)
-        version = latest_version(spark, table.path)
-        published = Publication(
-            mart=mart,
-            contract_version=contract.version,
-            table_path=table.path,
-            table_version=version,
-            row_count=spark.read.format("delta").option("versionAsOf", version).load(table.path).count(),
-        )
-        publications.append(
-            spark,
-            settings.warehouse,
-            publications.LogEntry(
+        before = _table_version(spark, table.path)
+        readers_see = partial(_after_failed_publish, spark, table, before)  # asked only on failure
+        with failing_clearly("publish", f"mart {mart}", table.path, readers_see):
+            staged = spark.read.format("delta").option("versionAsOf", validated["staging_version"]).load(
+                staging_path(settings, run_id, mart)
+            )
+            staged.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(table.path)
+            version = latest_version(spark, table.path)
+            published = Publication(
                 mart=mart,
                 contract_version=contract.version,
-                table=table,
+                table_path=table.path,
                 table_version=version,
-                run_id=run_id,
-                event_watermark=watermark,
-                row_count=published.row_count,
-                validation_result=validated["result"],
-                action=publications.PUBLISH,
-            ),
-        )
+                row_count=spark.read.format("delta").option("versionAsOf", version).load(table.path).count(),
+            )
+            publications.append(
+                spark,
+                settings.warehouse,
+                publications.LogEntry(
+                    mart=mart,
+                    contract_version=contract.version,
+                    table=table,
+                    table_version=version,
+                    run_id=run_id,
+                    event_watermark=watermark,
+                    row_count=published.row_count,
+                    validation_result=validated["result"],
+                    action=publications.PUBLISH,
+                ),
+            )
         publications.end_older_majors(spark, settings, mart, table, progress)
         published_list.append(published)
         progress(f"published {mart} v{contract.version} to {table.sql_name} as table version {version}: {published.row_count} rows")
     shutil.rmtree(settings.table_path("staging", safe_run_id(run_id)), ignore_errors=True)
     return published_list
+
+
+def _table_version(spark: SparkSession, path: str) -> int | None:
+    """The Delta table's latest version; None where there is no table yet."""
+    from delta.tables import DeltaTable
+
+    return latest_version(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
+
+
+def _after_failed_publish(spark: SparkSession, table, before: int | None) -> str:
+    """What readers of a published table see after its publication failed."""
+    now = _table_version(spark, table.path)
+    if now == before:
+        return f"{table.sql_name} keeps version {before}" if before is not None else f"{table.sql_name} stays unpublished"
+    return f"{table.sql_name} is at version {now} (was {before}), a publication not logged: publish the run again"
 
 
 def run(

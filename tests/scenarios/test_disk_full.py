@@ -1,5 +1,8 @@
 """Scenario 2.10: a write fails because the disk is full (a small filesystem made by the test): the run
-fails clearly, the table stays at its previous version, and a rerun after space is freed succeeds."""
+fails clearly, the table stays at its previous version, and a rerun after space is freed succeeds.
+
+Clearly: the error's first line names the step, the mart, the root cause and the version readers keep
+(jobs/failures.py), not Spark's Py4J trace, which stays chained below it."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from jobs import pipeline
+from jobs.failures import StepFailed
 from tests.scenarios.warehouse_state import account_landing, gold_state, publications, published_then_late
 
 # Room for the first publication of the scenario's marts (a few kB each) and little more.
@@ -62,12 +66,18 @@ def test_a_publication_that_runs_out_of_disk_fails_saying_so_keeps_the_last_good
     good = published_then_late(spark, scenario_settings, landing, row)
     filler = fill(gold_on_a_small_filesystem)
 
-    with pytest.raises(Exception) as failure:
+    with pytest.raises(StepFailed) as failure:
         pipeline.run(scenario_settings, landing, run_id="disk-full")
 
-    lines = str(failure.value).splitlines()
-    said = [number for number, line in enumerate(lines, 1) if "No space left on device" in line]
-    assert said, "\n".join(lines[:40])
+    first_line = str(failure.value).splitlines()[0]
+    (mart,) = scenario_settings.marts.enabled
+    assert first_line.startswith(f"publish of mart {mart} failed: "), first_line
+    assert "No space left on device" in first_line, first_line
+    assert first_line.endswith(f"gold.{mart} keeps version {good[mart][0]}"), first_line
+    # Spark's own error stays chained, for the whole trace.
+    trace = str(failure.value.__cause__).splitlines()
+    said = [number for number, line in enumerate(trace, 1) if "No space left on device" in line]
+    assert said, "\n".join(trace[:40])
     seen = gold_state(spark, scenario_settings)
     row.marts_readable = True  # gold_state read every mart
     row.marts_at_last_good_version = seen == good
@@ -89,6 +99,7 @@ def test_a_publication_that_runs_out_of_disk_fails_saying_so_keeps_the_last_good
     assert len(gold_state(spark, scenario_settings)["orders"][1]) == len(good["orders"][1]) + 1
     row.outcome = (
         f"the run failed in publish, after land, build and validate passed, with {type(failure.value).__name__} "
-        f"'{lines[0][:80]}', saying 'No space left on device' on line {said[0]} of {len(lines)}; gold unchanged, "
+        f"'{first_line.replace(scenario_settings.warehouse, '<warehouse>')}' (Spark's trace chained below, "
+        f"saying it on line {said[0]} of {len(trace)}); gold unchanged, "
         "nothing logged; the retried publish published each mart once"
     )
