@@ -57,11 +57,19 @@ def validate(params: dict[str, Any] | None = None, dag_run=None) -> None:
 @task(outlets=[Asset(**GOLD_MARTS_ASSET)])
 def publish(params: dict[str, Any] | None = None, dag_run=None) -> dict[str, int]:
     """Copy the validated marts into gold, one commit each (published table version per mart)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from jobs import pipeline
 
     run_settings = settings(params)
     renew_lease(run_settings, dag_run)
-    return {p.mart: p.table_version for p in pipeline.publish(run_settings, dag_run.run_id)}
+    try:
+        published = pipeline.publish(run_settings, dag_run.run_id)
+    except pipeline.PublicationRefused as refused:
+        # Not retried: a run without a passed validation, or older than what gold holds (a stale run
+        # cleared after a later one published), is refused again; a failed write (StepFailed) is retried.
+        raise AirflowFailException(str(refused)) from refused
+    return {p.mart: p.table_version for p in published}
 
 
 @task

@@ -3,8 +3,10 @@
 Write-audit-publish: marts are built into `<warehouse>/staging/<run_id>/<mart>`, validated there, and
 only then copied into `<warehouse>/gold/<mart>`, each in one Delta commit. Validation leaves a marker
 naming the staging table versions it passed; publication refuses anything without it, so a failed
-or skipped validation can never publish. Each step's writes fail with a first line naming the step,
-the table and the root cause (jobs/failures.py).
+or skipped validation can never publish. Publication also refuses a run built before the run whose
+data gold holds (a run killed before publication, retried after a later one published): that would
+take gold back in time. Each step's writes fail with a first line naming the step, the table and the
+root cause (jobs/failures.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType
 
@@ -54,6 +56,11 @@ Progress = Callable[[str], None]
 
 class PublicationRefused(RuntimeError):
     """Publication was asked for marts that did not pass validation in this run."""
+
+
+class StaleRunRefused(PublicationRefused):
+    """The run's marts were built before the data their published tables hold: publishing them would
+    take gold back in time."""
 
 
 @dataclass(frozen=True)
@@ -353,15 +360,7 @@ def _within(units: DataFrame, window: tuple[date, date]) -> DataFrame:
 def _restatable_marts(spark: SparkSession, settings: Settings, upto: int) -> dict[str, int]:
     """The enabled marts whose published table can be restated: the run that published it recorded
     its build, from the same catalog and contract version. Each with the bronze version it reflects."""
-    # The run whose data each mart's current table holds: its latest publication or rollback (a
-    # rollback row carries the restored publication's run).
-    current = [gold_path(settings, mart) for mart in _enabled_marts(settings)]
-    latest = (
-        read_table(spark, PUBLICATIONS, settings.warehouse)
-        .filter(F.col("action").isin("publish", "rollback") & F.col("table_path").isin(current))
-        .groupBy("mart")
-        .agg(F.max_by("run_id", "published_at").alias("run_id"))
-    )
+    latest = _current_publications(spark, settings).select("mart", "run_id")
     builds = read_table(spark, BUILDS, settings.warehouse)
     catalog = catalog_fingerprint()
     restatable = {}
@@ -375,6 +374,55 @@ def _restatable_marts(spark: SparkSession, settings: Settings, upto: int) -> dic
         ):
             restatable[row["mart"]] = row["bronze_version"]
     return restatable
+
+
+def _current_publications(spark: SparkSession, settings: Settings) -> DataFrame:
+    """Per enabled mart with a publication, the log row of the run whose data its current table holds:
+    its latest publication or rollback (a rollback row carries the restored publication's run).
+    Columns: mart, run_id, table_version, published_at."""
+    current = [gold_path(settings, mart) for mart in _enabled_marts(settings)]
+    latest = (
+        read_table(spark, PUBLICATIONS, settings.warehouse)
+        .filter(F.col("action").isin("publish", "rollback") & F.col("table_path").isin(current))
+        .groupBy("mart")
+        .agg(F.max_by(F.struct("run_id", "table_version", "published_at"), "published_at").alias("entry"))
+    )
+    return latest.select("mart", "entry.*")
+
+
+def _stale_builds(spark: SparkSession, settings: Settings, runs: Column) -> list[Row]:
+    """The builds (meta/builds rows, of the runs `runs` selects) older than the build whose data their
+    mart's published table holds: a publication would take that mart back in time.
+
+    Older means built from an earlier bronze version, or from the same one but before (a later
+    build from the same bronze may be a backfill, or a new catalog, that the earlier one lacks). A
+    published run without a recorded build (a log older than meta/builds) is compared by time: a
+    build made before that publication is older. Each row: run_id, mart, bronze_version, and the
+    publication's published_run_id, table_version, published_bronze_version."""
+    every_build = read_table(spark, BUILDS, settings.warehouse).select("run_id", "mart", "bronze_version", "built_at")
+    builds = every_build.filter(runs & F.col("mart").isin(_enabled_marts(settings)))
+    published = (
+        _current_publications(spark, settings)
+        .join(every_build, on=["run_id", "mart"], how="left")
+        .select(
+            "mart",
+            "table_version",
+            "published_at",
+            F.col("run_id").alias("published_run_id"),
+            F.col("bronze_version").alias("published_bronze_version"),
+            F.col("built_at").alias("published_built_at"),
+        )
+    )
+    bronze, published_bronze = F.col("bronze_version"), F.col("published_bronze_version")
+    older = F.when(published_bronze.isNull(), F.col("built_at") < F.col("published_at")).otherwise(
+        (bronze < published_bronze) | ((bronze == published_bronze) & (F.col("built_at") < F.col("published_built_at")))
+    )
+    return (
+        builds.join(published, on="mart", how="inner")
+        .filter((F.col("run_id") != F.col("published_run_id")) & older)
+        .orderBy("run_id", "mart")
+        .collect()
+    )
 
 
 def _record_builds(
@@ -447,7 +495,12 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
     """Copy each validated staging table into its published table in one commit, log it, and clear
     staging. A mart whose contract has a new major version goes to a new table beside the old one
     (jobs/publications.py), and the old one gets an end of support date in the log.
-    A failed write says first which mart failed, why, and which version
+
+    A run built before the data a published table holds is refused (StaleRunRefused, `_stale_builds`):
+    a run killed before publication can be retried until a later run publishes, not after, as that
+    would take gold back in time. Such a run can never be published, so its staging is removed: the
+    refused run's own, and, after each publication, that of every run it made stale
+    (`_remove_stale_staging`). A failed write says first which mart failed, why, and which version
     its table keeps (jobs/failures.py).
     """
     from jobs import publications
@@ -465,6 +518,11 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
     if not todo:
         progress(f"run {run_id} is already published: nothing to do")
         return []
+    # Before the marker: the staging of a stale run may be gone already, its build record is not.
+    stale = _stale_builds(spark, settings, F.col("run_id") == run_id)
+    if stale:
+        _remove_staging(settings, run_id)
+        raise StaleRunRefused(_stale_message(settings, run_id, stale))
     marker = _marker_path(settings, run_id)
     if not marker.exists():
         raise PublicationRefused(f"run {run_id} has no passed validation: nothing published")
@@ -513,8 +571,30 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
         publications.end_older_majors(spark, settings, mart, table, progress)
         published_list.append(published)
         progress(f"published {mart} v{contract.version} to {table.sql_name} as table version {version}: {published.row_count} rows")
-    shutil.rmtree(settings.table_path("staging", safe_run_id(run_id)), ignore_errors=True)
+    _remove_staging(settings, run_id)
+    _remove_stale_staging(spark, settings, progress)
     return published_list
+
+
+def _stale_message(settings: Settings, run_id: str, stale: list[Row]) -> str:
+    from jobs.publications import current_table
+
+    def older(row: Row) -> str:
+        table = current_table(settings, row["mart"]).sql_name
+        held = f"{table} holds run {row['published_run_id']}'s publication (table version {row['table_version']}"
+        if row["published_bronze_version"] is None:
+            return f"{row['mart']} was built before {held}, whose build is not recorded)"
+        if row["bronze_version"] == row["published_bronze_version"]:
+            return f"{row['mart']} was built from bronze version {row['bronze_version']}, and {held}, built later from it)"
+        return (
+            f"{row['mart']} was built from bronze version {row['bronze_version']}, and {held}, "
+            f"built from bronze version {row['published_bronze_version']})"
+        )
+
+    return (
+        f"run {run_id} is older than what is published, nothing published: {'; '.join(map(older, stale))}. "
+        f"Publishing it would take gold back in time; its staging is removed. Build and publish a new run instead."
+    )
 
 
 def _table_version(spark: SparkSession, path: str) -> int | None:
@@ -530,6 +610,34 @@ def _after_failed_publish(spark: SparkSession, table, before: int | None) -> str
     if now == before:
         return f"{table.sql_name} keeps version {before}" if before is not None else f"{table.sql_name} stays unpublished"
     return f"{table.sql_name} is at version {now} (was {before}), a publication not logged: publish the run again"
+
+
+def _remove_staging(settings: Settings, run_id: str) -> None:
+    shutil.rmtree(settings.table_path("staging", safe_run_id(run_id)), ignore_errors=True)
+
+
+def _remove_stale_staging(spark: SparkSession, settings: Settings, progress: Progress) -> list[str]:
+    """Remove the staging folder of every run older than what is now published (`_stale_builds`):
+    publish would refuse it, so nothing will ever read it again. Returns the folders removed.
+
+    Done by publish, right after a publication, rather than by `maintain`: that publication is what
+    makes those runs stale, so their staging (a full copy of their marts each) goes as soon as it is
+    of no use, on every deployment, including those that seldom or never run `maintain`; and publish
+    holds the marts lease, so no build or validation of another run writes staging meanwhile. A
+    folder without a recorded build (a build killed before it finished) is left: its run can still
+    build again under its id, and nothing can publish it before.
+    """
+    root = Path(settings.table_path("staging", ""))
+    folders = sorted(path.name for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
+    if not folders:
+        return []
+    folder_name = F.regexp_replace("run_id", r"[^A-Za-z0-9_.-]", "_")  # safe_run_id, in Spark
+    stale = sorted({safe_run_id(row["run_id"]) for row in _stale_builds(spark, settings, folder_name.isin(folders))})
+    for folder in stale:
+        shutil.rmtree(root / folder, ignore_errors=True)
+    if stale:
+        progress(f"removed the staging of {len(stale)} run(s) older than the published marts: {', '.join(stale)}")
+    return stale
 
 
 def run(
