@@ -1,9 +1,10 @@
 """Silver: one typed Delta table per event type at its newest schema version, derived from bronze.
 
 Silver can always be rebuilt from bronze. A build appends what landed since the version each table
-records (jobs/incremental.py), or rewrites it whole when that record is missing or stale. Events
-that cannot be projected are kept beside it with their reason: `held_back` (a schema version newer
-than the catalog knows, projected by a replay once an upcaster exists) and `invalid_payloads`.
+has read up to (`meta/silver_frontiers`, jobs/incremental.py), or rewrites it whole when that record
+is missing or stale. Events that cannot be projected are kept beside it with their reason:
+`held_back` (a schema version newer than the catalog knows, projected by a replay once an upcaster
+exists) and `invalid_payloads`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.events.catalog import CATALOG, EVENT_TYPES
-from jobs.incremental import TableState, bronze_changes, bronze_version, catalog_fingerprint, commit_state
+from jobs.incremental import (
+    TableState,
+    bronze_changes,
+    bronze_version,
+    catalog_fingerprint,
+    record_silver_frontiers,
+    record_silver_writing,
+    silver_states,
+)
 from jobs.tables import BRONZE_EVENTS, write
 from jobs.upcasting.chain import Upcast, upcast
 
@@ -33,6 +42,9 @@ class SilverReport:
     held_back: int = 0
     invalid_payloads: int = 0
     unknown_event_types: dict[str, int] = field(default_factory=dict)
+    # The largest occurred_at in bronze at `bronze_version` (ISO 8601, UTC; None for an empty bronze):
+    # the as-of time of marts built from it.
+    event_watermark: str | None = None
 
     def summary(self) -> str:
         unknown = ", ".join(f"{name}: {n}" for name, n in sorted(self.unknown_event_types.items())) or "none"
@@ -62,24 +74,26 @@ def build_silver(
 ) -> SilverReport:
     """Bring silver up to bronze version `upto` (default: the latest).
 
-    Each table records in its commit the bronze version and catalog it reflects. When every table's
-    record is there and from the current catalog, only the events landed after it are upcast and
-    appended (each table one commit); otherwise, or with `full`, every table is rewritten from bronze.
-    A rerun after a stop appends to each table only what it lacks. `only`: just these event types'
-    tables, for tests of marts that read a few (held_back and invalid_payloads then cover just those).
+    `meta/silver_frontiers` records the bronze version and catalog each table reflects, moved only
+    after the build's writes committed. When every table's record is there and from the current
+    catalog, only the events landed after it are upcast and appended (each table one commit, none when
+    nothing is new); otherwise, or with `full`, every table is rewritten from bronze. A rerun after a
+    stop appends to each table only what it lacks. `only`: just these event types' tables, for tests
+    of marts that read a few (held_back and invalid_payloads then cover just those).
     """
     upto = bronze_version(spark, warehouse) if upto is None else upto
     wanted = set(only) if only is not None else None
     event_types = [t for t in EVENT_TYPES if wanted is None or t.name in wanted]
-    paths = [silver_path(warehouse, t.table_name) for t in event_types] + [
-        silver_path(warehouse, name) for name in ("invalid_payloads", "held_back")
-    ]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        states = dict(zip(paths, pool.map(lambda path: commit_state(spark, path), paths)))
+    names = [t.table_name for t in event_types] + ["invalid_payloads", "held_back"]
+    states_by_name = silver_states(spark, warehouse, {name: silver_path(warehouse, name) for name in names})
+    states = {silver_path(warehouse, name): state for name, state in states_by_name.items()}
     catalog = catalog_fingerprint()
     changes = None
     if not full and all(s is not None and s.catalog == catalog and s.bronze_version <= upto for s in states.values()):
-        changes = bronze_changes(spark, warehouse, min(s.bronze_version for s in states.values()), upto)
+        oldest = min(states.values(), key=lambda s: s.bronze_version)
+        changes = bronze_changes(spark, warehouse, oldest.bronze_version, upto, oldest.bronze_rows)
+    # Should the build stop before its writes all committed, the next one can tell which did.
+    record_silver_writing(spark, warehouse, states_by_name, upto)
     if changes is None:
         bronze = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse)).cache()
         report = _write_silver(spark, warehouse, event_types, lambda path: bronze, "overwrite", upto, catalog)
@@ -89,13 +103,28 @@ def build_silver(
 
         bronze = changes
         report = _write_silver(spark, warehouse, event_types, since, "append", upto, catalog)
+    if changes is None:
+        report.event_watermark = latest_occurred_at(bronze)
+    elif oldest.event_watermark is not None:
+        # Bronze only gains rows: its largest occurred_at moves on from the landed events alone.
+        report.event_watermark = max(filter(None, (oldest.event_watermark, latest_occurred_at(changes))))
+    else:
+        at_upto = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse))
+        report.event_watermark = latest_occurred_at(at_upto)
     report.unknown_event_types = {
         row["event_type"]: row["count"]
         for row in bronze.filter(~F.col("event_type").isin(list(CATALOG))).groupBy("event_type").count().collect()
     }
     bronze.unpersist()
+    record_silver_frontiers(spark, warehouse, names, upto, catalog, report.event_watermark)
     progress(report.summary())
     return report
+
+
+def latest_occurred_at(events: DataFrame) -> str | None:
+    """The largest occurred_at of the events, ISO 8601 in UTC (formatted by Spark in the session's
+    UTC zone: collected timestamps would be in the machine's zone); None without events."""
+    return events.agg(F.date_format(F.max("occurred_at"), "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")).first()[0]
 
 
 def _write_silver(spark, warehouse, event_types, rows_for, mode: str, upto: int, catalog: str) -> SilverReport:

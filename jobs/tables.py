@@ -74,6 +74,20 @@ BUILDS = TableSpec(
 )
 
 
+# How far each silver table has read bronze, recorded after the build's writes committed, so that a
+# table with nothing new moves on too (jobs/incremental.py). `writing_to`: the bronze version a build
+# was writing the table up to when it recorded this row, until it finished; `bronze_rows`: bronze's
+# row count at `bronze_version`, to tell that nothing landed across versions maintenance cleaned up;
+# `event_watermark`: the largest occurred_at in bronze at `bronze_version` (ISO 8601, UTC), which the
+# next build moves on from the events landed since, instead of reading all of bronze.
+SILVER_FRONTIERS = TableSpec(
+    "meta",
+    "silver_frontiers",
+    "silver_table STRING NOT NULL, bronze_version BIGINT NOT NULL, catalog STRING NOT NULL, bronze_rows BIGINT, "
+    "event_watermark STRING, writing_to BIGINT, recorded_at TIMESTAMP NOT NULL",
+)
+
+
 def quoted_path(path: str) -> str:
     return "delta.`" + path.replace("`", "``") + "`"
 
@@ -125,7 +139,10 @@ def overwrite(spark: SparkSession, frame: DataFrame, path: str, metadata: str | 
 
 def write(spark: SparkSession, frame: DataFrame, path: str, mode: str, metadata: str | None = None) -> int:
     """Overwrite or append in one commit, recording `metadata` as the commit's userMetadata; return
-    the rows written (from the commit's metrics)."""
+    the rows written (from the commit's metrics; 0 when Delta made no commit)."""
+    from delta.tables import DeltaTable
+
+    before = latest_version(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
     writer = frame.write.format("delta").mode(mode)
     if mode == "overwrite":
         writer = writer.option("overwriteSchema", "true")
@@ -133,4 +150,7 @@ def write(spark: SparkSession, frame: DataFrame, path: str, mode: str, metadata:
         writer = writer.option("userMetadata", metadata)
     writer.save(path)
     history = spark.sql(f"DESCRIBE HISTORY {quoted_path(path)} LIMIT 1").collect()[0]
+    # Delta records no commit for an append of nothing: the latest commit is then an earlier write's.
+    if history["version"] == before:
+        return 0
     return int(history["operationMetrics"].get("numOutputRows", 0))

@@ -1,0 +1,145 @@
+"""Silver records how far each table has read bronze, also when a build brings it nothing new.
+
+One warehouse lands events of two types, then of one type only, then, after a forced maintenance
+has deleted every old version of bronze, of both again, with a build after each delivery.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+
+from jobs.incremental import bronze_version, silver_states
+from jobs.landing.files import land_files
+from jobs.maintenance import maintain
+from jobs.silver import build_silver, read_silver, silver_path
+from tests.histories import History
+
+TYPES = ("OrderConfirmed", "PaymentCaptured")
+TABLES = ("order_confirmed", "payment_captured")
+
+
+def _deliveries() -> list[History]:
+    """Three deliveries of one history (so that event ids differ): both types, confirmations only
+    (one delivered twice), both types again."""
+    history = History()
+    for n in range(3):
+        history.add("OrderConfirmed", f"order-o{n}", {"order_id": f"o{n}"}, f"2026-01-05T1{n}:00:00Z")
+        payment = {"order_id": f"o{n}", "amount_cents": 100 * n, "method": None}
+        history.add("PaymentCaptured", f"order-o{n}", payment, f"2026-01-05T1{n}:01:00Z")
+    first = len(history.events)
+    late = history.add("OrderConfirmed", "order-o7", {"order_id": "o7"}, "2026-01-04T09:00:00Z")
+    history.add("OrderConfirmed", "order-o8", {"order_id": "o8"}, "2026-01-06T09:00:00Z")
+    history.redeliver(late)
+    second = len(history.events)
+    history.add("OrderConfirmed", "order-o9", {"order_id": "o9"}, "2026-01-06T10:00:00Z")
+    payment = {"order_id": "o9", "amount_cents": 900, "method": "card"}
+    history.add("PaymentCaptured", "order-o9", payment, "2026-01-06T10:01:00Z")
+    parts = []
+    for events in (history.events[:first], history.events[first:second], history.events[second:]):
+        part = History()
+        part.events = events
+        parts.append(part)
+    return parts
+
+
+def _land(spark, warehouse: str, folder: Path, delivery: History, name: str) -> None:
+    delivery.write(folder, f"{name}.ndjson")
+    land_files(spark, warehouse, folder, name)
+
+
+@pytest.fixture(scope="module")
+def runs(spark, settings, tmp_path_factory):
+    """(warehouse, {step: (report, bronze version)}) after each delivery and build, a forced
+    maintenance between the second and the third; the silver states after the second build."""
+    root = tmp_path_factory.mktemp("silver_state")
+    warehouse = str(root / "warehouse")
+    first, second, third = _deliveries()
+    reports = {}
+    _land(spark, warehouse, root / "landing", first, "both")
+    reports["both"] = build_silver(spark, warehouse, only=TYPES), bronze_version(spark, warehouse)
+    _land(spark, warehouse, root / "landing", second, "confirmations")
+    reports["confirmations"] = build_silver(spark, warehouse, only=TYPES), bronze_version(spark, warehouse)
+    reports["states"] = silver_states(spark, warehouse, {name: silver_path(warehouse, name) for name in TABLES})
+    maintain(dataclasses.replace(settings, warehouse=warehouse), 0, force=True, progress=lambda message: None)
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{warehouse}/bronze/events`")
+    reports["oldest after maintenance"] = history.agg({"version": "min"}).first()[0]
+    _land(spark, warehouse, root / "landing", third, "after-maintenance")
+    reports["after-maintenance"] = build_silver(spark, warehouse, only=TYPES), bronze_version(spark, warehouse)
+    return warehouse, reports
+
+
+def test_a_build_reports_the_rows_it_wrote_and_zero_for_a_table_with_nothing_new(runs):
+    _warehouse, reports = runs
+    assert reports["both"][0].rows_per_table == {"order_confirmed": 3, "payment_captured": 3}
+    # Landing drops the redelivered confirmation: two new rows, and none for payments.
+    assert reports["confirmations"][0].rows_per_table == {"order_confirmed": 2, "payment_captured": 0}
+    assert reports["confirmations"][0].mode == "incremental"
+
+
+def test_a_table_with_nothing_new_still_records_the_bronze_version_it_has_read_up_to(runs):
+    _warehouse, reports = runs
+    _report, version = reports["confirmations"]
+    assert {name: s.bronze_version for name, s in reports["states"].items()} == dict.fromkeys(TABLES, version)
+
+
+def test_after_maintenance_deleted_old_bronze_versions_a_build_reads_only_the_new_events(runs):
+    _warehouse, reports = runs
+    report, _version = reports["after-maintenance"]
+    # The versions after the second build's are gone from bronze's log, maintenance's own commits too.
+    assert reports["oldest after maintenance"] > reports["confirmations"][1] + 1
+    assert report.mode == "incremental"
+    assert report.rows_per_table == {"order_confirmed": 1, "payment_captured": 1}
+
+
+def test_each_build_reports_the_largest_occurred_at_in_bronze_late_events_included(runs):
+    _warehouse, reports = runs
+    watermarks = {step: reports[step][0].event_watermark for step in ("both", "confirmations", "after-maintenance")}
+    assert watermarks == {
+        "both": "2026-01-05T12:01:00.000000Z",
+        "confirmations": "2026-01-06T09:00:00.000000Z",  # a late event (Jan 4) does not move it back
+        "after-maintenance": "2026-01-06T10:01:00.000000Z",
+    }
+
+
+def test_silver_built_incrementally_equals_a_full_rebuild(spark, runs):
+    warehouse, _reports = runs
+    incremental = {name: read_silver(spark, warehouse, name).collect() for name in TYPES}
+    build_silver(spark, warehouse, only=TYPES, full=True)
+    for name in TYPES:
+        rebuilt = read_silver(spark, warehouse, name)
+        assert_df_equality(spark.createDataFrame(incremental[name], rebuilt.schema), rebuilt, ignore_row_order=True)
+    assert len(incremental["OrderConfirmed"]) == 6 and len(incremental["PaymentCaptured"]) == 4
+
+
+def test_a_build_stopped_after_some_writes_is_rerun_without_skipping_or_doubling_events(
+    spark, warehouse, tmp_path, monkeypatch
+):
+    import jobs.silver
+    from jobs.tables import write
+
+    first, second, third = _deliveries()
+    _land(spark, warehouse, tmp_path / "landing", first, "both")
+    build_silver(spark, warehouse, only=TYPES)
+    _land(spark, warehouse, tmp_path / "landing", third, "both-again")
+
+    def payments_fail(spark_, frame, path, mode, metadata=None):
+        if path == silver_path(warehouse, "payment_captured"):
+            raise RuntimeError("killed")
+        return write(spark_, frame, path, mode, metadata)
+
+    monkeypatch.setattr(jobs.silver, "write", payments_fail)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_silver(spark, warehouse, only=TYPES)
+    monkeypatch.undo()
+    # The rerun, with more landed meanwhile: confirmations get only what they lack, payments all of it.
+    _land(spark, warehouse, tmp_path / "landing", second, "confirmations")
+    report = build_silver(spark, warehouse, only=TYPES)
+    assert report.mode == "incremental"
+    assert report.rows_per_table == {"order_confirmed": 2, "payment_captured": 1}
+    ids = {name: [r["event_id"] for r in read_silver(spark, warehouse, name).collect()] for name in TYPES}
+    assert len(ids["OrderConfirmed"]) == len(set(ids["OrderConfirmed"])) == 6
+    assert len(ids["PaymentCaptured"]) == len(set(ids["PaymentCaptured"])) == 4
