@@ -3,6 +3,8 @@ and a broken line, so that every count of the ledger is at work."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 from tests.histories import History, shop_history
@@ -29,3 +31,18 @@ def late_delivery(landing: Path) -> Path:
 def lines_delivered(landing: Path) -> int:
     """Lines in the landing folder, counted apart from the pipeline: the scenario's events in."""
     return sum(len(path.read_bytes().splitlines()) for path in landing.rglob("*.ndjson"))
+
+
+def event_line(event: dict, **dumps_options) -> bytes:
+    """One event as a line of a delivery (`json.dumps` options vary its text, not its content)."""
+    return json.dumps(event, **dumps_options).encode("utf-8")
+
+
+def write_lines(folder: Path, name: str, lines: list[bytes]) -> Path:
+    """A delivery file of exactly these lines (none may hold a newline); gzip-compressed if named .gz."""
+    assert not any(b"\n" in line for line in lines), "a line cannot hold a newline"
+    content = b"".join(line + b"\n" for line in lines)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(gzip.compress(content, mtime=0) if name.endswith(".gz") else content)
+    return path
