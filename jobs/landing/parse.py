@@ -118,14 +118,13 @@ def content_sha256(event: dict[str, Any]) -> str:
     rest of the event could confirm a guessed e-mail address of an erased customer against it. Two
     deliveries that differ only in a personal value therefore count as exact duplicates.
     """
-    from jobs.privacy.crypto import EMAIL, addresses_in
+    from jobs.privacy.crypto import replace_addresses
 
     personal = _personal_fields().get(event["event_type"], ())
     if personal and any(event["data"].get(name) is not None for name in personal):
         event = {**event, "data": {**event["data"], **{name: "<personal>" for name in personal if event["data"].get(name) is not None}}}
     text = canonical_json(event)
-    if addresses_in(text):
-        text = EMAIL.sub("<address>", text)
+    text = replace_addresses(text, lambda address: "<address>")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

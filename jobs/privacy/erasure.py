@@ -20,7 +20,7 @@ from typing import Iterable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.privacy.crypto import CUSTOMER, EMAIL, DataKey, MasterKey, Subject, new_key, tokens_in
+from jobs.privacy.crypto import CUSTOMER, DataKey, MasterKey, Subject, addresses_in, new_key, tokens_in
 from jobs.privacy.keys import DATA_KEYS
 from jobs.tables import BRONZE_EVENTS, QUARANTINE, TableSpec, ensure_table, insert_new, quoted_path, read_table
 
@@ -148,7 +148,7 @@ def _addresses_of(spark: SparkSession, warehouse: str, keys: dict[tuple[str, str
                 continue
             value = keys[owner_of[key_id]].decrypt(body)
             # The value itself (a personal field without a customer is keyed by it) and any address in it.
-            found.setdefault(owner_of[key_id], set()).update({str(value), *EMAIL.findall(str(value))})
+            found.setdefault(owner_of[key_id], set()).update({str(value), *addresses_in(str(value))})
     return found
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobs.landing.parse import parse_line
 from jobs.privacy.crypto import (
+    EMAIL,
     ERASED,
     DataKey,
     KeyErased,
@@ -16,9 +20,11 @@ from jobs.privacy.crypto import (
     MasterKeyError,
     Owner,
     Protector,
+    addresses_in,
     decode_master_key,
     decrypt_token,
     new_key,
+    replace_addresses,
     tokens_in,
 )
 
@@ -67,6 +73,38 @@ def test_every_address_in_free_text_is_replaced_whatever_its_encoding():
     assert len(tokens_in(protected)) == 3
     # One key per address, whatever its case or encoding.
     assert len(keys) == 1
+
+
+# Texts made of what addresses are made of, so that near misses, encodings and addresses run together
+# (`a@b.com.x@c.de`) come up often.
+_ADDRESSY = st.text(alphabet="ab1.-_%+@4u0\\ cm", max_size=40) | st.lists(
+    st.sampled_from(["a", "x.y", "@", "%40", "\\u0040", "b.com", ".de", ".", "_", " ", "-", "1"]), max_size=12
+).map("".join)
+
+
+@settings(max_examples=800, deadline=None)
+@given(_ADDRESSY)
+def test_addresses_are_found_and_replaced_as_the_pattern_finds_them(text):
+    assert addresses_in(text) == EMAIL.findall(text)
+    assert replace_addresses(text, lambda address: f"<{len(address)}>") == EMAIL.sub(lambda m: f"<{len(m.group(0))}>", text)
+
+
+def test_a_line_of_megabytes_with_an_at_sign_is_searched_in_one_pass():
+    # Searched position by position, as the pattern's own findall does, this line would take about a
+    # day (each position rescans the run of letters after it). The alarm only turns such a hang into
+    # a failure; the linear search takes well under a second.
+    line = '{"note": "' + "a" * 3_000_000 + '", "reply_to": "ann@example.com", "x": "' + "b" * 1_000_000 + '@"}'
+    signal.signal(signal.SIGALRM, _took_too_long)
+    signal.alarm(120)
+    try:
+        assert addresses_in(line) == ["ann@example.com"]
+        assert replace_addresses(line, lambda address: "<address>").count("<address>") == 1
+    finally:
+        signal.alarm(0)
+
+
+def _took_too_long(signum, frame):
+    raise AssertionError("searching one line for addresses did not finish in 120 s: it is not linear")
 
 
 def test_a_data_key_wrapped_by_one_master_key_does_not_open_with_another():
