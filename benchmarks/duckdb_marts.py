@@ -297,7 +297,7 @@ def build_marts(bronze_path: str, out_dir: Path) -> DuckDBResult:
         "CAST(occurred_at AS TIMESTAMP) AS occurred_at, data FROM bronze_rows"
     )
     con.unregister("bronze_rows")
-    # The build's as-of time: the largest occurred_at of every event in bronze (pipeline._event_watermark).
+    # The build's as-of time: the largest occurred_at of every event in bronze (the watermark silver.build_silver reports).
     latest = QueryBuilder().register("bronze", table).execute("SELECT max(occurred_at) AS as_of FROM bronze")
     con.register("latest", pa.RecordBatchReader.from_stream(latest))
     as_of = _one(con, "SELECT CAST(as_of AS TIMESTAMP) FROM latest")[0]

@@ -38,7 +38,6 @@ from jobs.segments import check_with_spark as check_segments_with_spark
 from jobs.silver import SilverReport, build_silver, read_silver
 from jobs.spark import get_spark
 from jobs.tables import (
-    BRONZE_EVENTS,
     BUILDS,
     PUBLICATIONS,
     ensure_table,
@@ -183,7 +182,7 @@ def _stage(
     upto = bronze_version(spark, settings.warehouse)
     with failing_clearly(step, "silver", settings.table_path("silver", ""), lambda: _PUBLISHED_UNTOUCHED):
         silver = build_silver(spark, settings.warehouse, progress=progress, upto=upto, full=full)
-    watermark = _event_watermark(spark, settings, upto)
+    watermark = silver.event_watermark  # bronze's largest occurred_at at `upto`, kept by silver's frontier
     as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
     since = {} if full else _restatable_marts(spark, settings, upto)
     landed = bronze_changes(spark, settings.warehouse, min(since.values()), upto) if since else None
@@ -655,14 +654,6 @@ def run(
 def _enabled_marts(settings: Settings) -> list[str]:
     enabled = set(settings.marts.enabled)
     return [name for name in MART_NAMES if name in enabled]
-
-
-def _event_watermark(spark: SparkSession, settings: Settings, upto: int) -> str | None:
-    """The as-of time of the run: the largest occurred_at among the events seen (bronze at `upto`)."""
-    # Formatted by Spark in the session's UTC zone: collected timestamps would be in the machine's zone.
-    latest = F.date_format(F.max("occurred_at"), "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
-    bronze = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(settings.warehouse))
-    return bronze.agg(latest).collect()[0][0]
 
 
 def _write_build_info(settings: Settings, run_id: str, watermark: str | None, silver: SilverReport) -> None:
