@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,9 +87,16 @@ def table(rows: list[ScenarioRow]) -> str:
 
 
 def _scenario_order(scenario: str) -> tuple:
-    """Rows in the issue's order: "2.10 …" after "2.2 …"."""
+    """Rows in the issue's order: "2.10 …" after "2.2 …", "2.2.1 …" after "2.2 …"; a part that is
+    not a number sorts by its number, then its letters ("2.2b" after "2.2"); a row left with its
+    test's name sorts last."""
     number = scenario.split(" ", 1)[0]
-    return tuple(int(part) if part.isdigit() else part for part in number.split(".")), scenario
+    return tuple(_part_order(part) for part in number.split(".")), scenario
+
+
+def _part_order(part: str) -> tuple[int, int, str]:
+    digits = re.match(r"\d+", part)
+    return (0, int(digits.group(0)), part[digits.end():]) if digits else (1, 0, part)
 
 
 def _number(value: int | None) -> str:
