@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 SIZES ?=
 BENCH_ARGS ?=
 
-.PHONY: setup demo test test-slow test-all scenarios bench airflow serve constraints clean
+.PHONY: setup demo test test-slow test-all scenarios bench airflow serve cluster-up cluster-down cluster-status constraints clean
 
 setup: $(INSTALLED) $(JVM_PACKAGES)
 
@@ -63,6 +63,24 @@ airflow: setup
 # and at least one login from `python -m jobs bi-login`. WAREHOUSE=demo/warehouse serves the demo's marts.
 serve: setup
 	$(PY) -m jobs serve $(if $(WAREHOUSE),--warehouse $(WAREHOUSE))
+
+# A Spark standalone master with two workers and an S3 server (s3proxy, fetched once from Maven Central)
+# on this machine, stopped by pid (python -m scale_out.local_cluster; issue #13). State and logs in
+# .cache/cluster/. S3 keys from LAKEHOUSE_S3_ACCESS_KEY/LAKEHOUSE_S3_SECRET_KEY, else generated into
+# .cache/cluster/s3.env. The defaults match conf/cluster.yaml; workers' UIs use CLUSTER_WEBUI_PORT + 1 and + 2.
+CLUSTER_MASTER_PORT ?= 7077
+CLUSTER_WEBUI_PORT ?= 8090
+CLUSTER_S3_PORT ?= 9000
+CLUSTER_ARGS = --master-port $(CLUSTER_MASTER_PORT) --webui-port $(CLUSTER_WEBUI_PORT) --s3-port $(CLUSTER_S3_PORT)
+
+cluster-up: $(INSTALLED)
+	$(PY) -m scale_out.local_cluster up $(CLUSTER_ARGS)
+
+cluster-down:
+	$(PY) -m scale_out.local_cluster down $(CLUSTER_ARGS)
+
+cluster-status:
+	$(PY) -m scale_out.local_cluster status $(CLUSTER_ARGS)
 
 # Re-freeze the full dependency set after changing requirements.txt.
 constraints:
