@@ -41,6 +41,9 @@ class SparkSettings:
     jars_excludes: tuple[str, ...]
     ivy_dir: str
     extra_conf: dict[str, str] = field(default_factory=dict)
+    # Hadoop settings whose values are secrets (object-store keys), by the NAME of the environment
+    # variable holding each; set on the running session (jobs/spark.py), never in conf/ or on a command line.
+    hadoop_conf_from_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from jobs.config import Settings
+from jobs.config import ConfigError, Settings, read_secret
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -37,11 +37,31 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
+def hadoop_secrets(settings: Settings) -> dict[str, str]:
+    """The Hadoop settings read from the environment (`spark.hadoop_conf_from_env`), e.g. S3 keys."""
+    secrets = {}
+    for key, env_name in settings.spark.hadoop_conf_from_env.items():
+        try:
+            secrets[key] = read_secret(env_name)
+        except ConfigError:
+            raise ConfigError(f"environment variable {env_name} is not set (named by spark.hadoop_conf_from_env."
+                              f"{key} of the {settings.env} configuration)") from None
+    return secrets
+
+
 def get_spark(settings: Settings) -> "SparkSession":
     """Return the process's Spark session, creating it on first use."""
     from pyspark.sql import SparkSession
 
+    secrets = hadoop_secrets(settings)  # a missing variable stops the command before Spark starts
     builder = SparkSession.builder
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    # Set on the running JVM, not passed as spark.hadoop.* settings: pyspark starts the driver JVM with
+    # every setting on its command line, which any user of the machine can read. Tasks get them with
+    # the Hadoop configuration Spark ships with each job.
+    hadoop_conf = session.sparkContext._jsc.hadoopConfiguration()
+    for key, value in secrets.items():
+        hadoop_conf.set(key, value)
+    return session

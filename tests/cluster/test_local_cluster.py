@@ -7,7 +7,6 @@ offline in about 10 to 20 seconds.
 
 from __future__ import annotations
 
-import random
 import time
 
 import psutil
@@ -15,50 +14,21 @@ import pytest
 from pyarrow import fs
 
 from scale_out import local_cluster
-from scale_out.local_cluster import Layout
 
-# Throw-away keys for a server that lives only on the loopback address for this test module.
-ACCESS_KEY = "test-access-key"
-SECRET_KEY = "test-secret-key-only-for-this-test"
-
-
-def _free_layout(state_dir) -> Layout:
-    """Ports nobody listens on: master, its UI, the two workers' UIs (UI + 1, + 2) and S3."""
-    for _ in range(100):
-        master, webui, s3 = random.randrange(20000, 40000), random.randrange(40000, 50000), random.randrange(50000, 60000)
-        layout = Layout(state_dir=state_dir, master_port=master, webui_port=webui, s3_port=s3)
-        if all(local_cluster.port_is_free(port) for port in layout.ports):
-            return layout
-    raise RuntimeError("no free ports found")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    layout = _free_layout(tmp_path_factory.mktemp("cluster"))
-    messages: list[str] = []
-    environ = {local_cluster.ACCESS_KEY_ENV: ACCESS_KEY, local_cluster.SECRET_KEY_ENV: SECRET_KEY}
-    started = time.monotonic()
-    try:
-        local_cluster.up(layout, environ=environ, say=messages.append)
-        pids = [component.pid for component in local_cluster._read_state(layout)]
-        yield layout, pids, messages, time.monotonic() - started
-    finally:
-        local_cluster.down(layout, say=messages.append)  # idempotent: the last test has already run it
+from tests.cluster.support import ACCESS_KEY, KEYS, SECRET_KEY
 
 
 def test_up_starts_a_master_with_two_alive_workers(cluster):
-    layout, pids, messages, seconds = cluster
+    workers = local_cluster.master_status(cluster.layout)["workers"]
 
-    workers = local_cluster.master_status(layout)["workers"]
-
-    assert [w["state"] for w in workers] == ["ALIVE", "ALIVE"], messages
+    assert [w["state"] for w in workers] == ["ALIVE", "ALIVE"], cluster.messages
     assert all(w["cores"] == 1 and w["memory"] == 2048 for w in workers)
-    assert len(pids) == 4
-    print(f"up in {seconds:.1f} s")
+    assert len(cluster.pids) == 4
+    print(f"up in {cluster.up_seconds:.1f} s")
 
 
 def test_the_s3_server_stores_and_returns_an_object_with_the_environment_keys(cluster):
-    layout = cluster[0]
+    layout = cluster.layout
     s3 = fs.S3FileSystem(access_key=ACCESS_KEY, secret_key=SECRET_KEY, endpoint_override=layout.s3_endpoint,
                          scheme="http", region="us-east-1")
 
@@ -72,7 +42,7 @@ def test_the_s3_server_stores_and_returns_an_object_with_the_environment_keys(cl
 
 
 def test_the_s3_server_refuses_other_keys(cluster):
-    layout = cluster[0]
+    layout = cluster.layout
     s3 = fs.S3FileSystem(access_key=ACCESS_KEY, secret_key="not-the-secret", endpoint_override=layout.s3_endpoint,
                          scheme="http", region="us-east-1")
 
@@ -81,18 +51,16 @@ def test_the_s3_server_refuses_other_keys(cluster):
 
 
 def test_up_again_says_it_is_already_up_and_starts_nothing(cluster):
-    layout, pids, _, _ = cluster
     messages: list[str] = []
-    environ = {local_cluster.ACCESS_KEY_ENV: ACCESS_KEY, local_cluster.SECRET_KEY_ENV: SECRET_KEY}
 
-    local_cluster.up(layout, environ=environ, say=messages.append)
+    local_cluster.up(cluster.layout, environ=KEYS, say=messages.append)
 
     assert messages[0].startswith("already up"), messages
-    assert [c.pid for c in local_cluster._read_state(layout)] == pids
+    assert [c.pid for c in local_cluster._read_state(cluster.layout)] == cluster.pids
 
 
 def test_down_stops_every_pid_frees_every_port_and_empties_the_work_dirs(cluster):
-    layout, pids, _, _ = cluster
+    layout, pids = cluster.layout, cluster.pids
     messages: list[str] = []
     started = time.monotonic()
 

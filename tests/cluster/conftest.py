@@ -1,0 +1,23 @@
+"""A local cluster (scale_out/local_cluster.py) per test module, on free ports with a temporary state dir."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from scale_out import local_cluster
+from tests.cluster.support import KEYS, RunningCluster, free_layout
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> RunningCluster:
+    layout = free_layout(tmp_path_factory.mktemp("cluster"))
+    messages: list[str] = []
+    started = time.monotonic()
+    try:
+        local_cluster.up(layout, environ=KEYS, say=messages.append)
+        pids = [component.pid for component in local_cluster._read_state(layout)]
+        yield RunningCluster(layout, pids, messages, time.monotonic() - started)
+    finally:
+        local_cluster.down(layout, say=messages.append)  # idempotent: a test may have run it already

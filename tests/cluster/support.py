@@ -1,0 +1,33 @@
+"""Keys and free ports for the local clusters of these tests (scale_out/local_cluster.py)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from scale_out import local_cluster
+from scale_out.local_cluster import Layout
+
+# Throw-away keys for servers that live only on the loopback address for one test module.
+ACCESS_KEY = "test-access-key"
+SECRET_KEY = "test-secret-key-only-for-these-tests"
+KEYS = {local_cluster.ACCESS_KEY_ENV: ACCESS_KEY, local_cluster.SECRET_KEY_ENV: SECRET_KEY}
+
+
+@dataclass
+class RunningCluster:
+    layout: Layout
+    pids: list[int]
+    messages: list[str]  # what `up` said
+    up_seconds: float
+
+
+def free_layout(state_dir) -> Layout:
+    """Ports nobody listens on: master, its UI, the two workers' UIs (UI + 1, + 2) and S3; below Linux's
+    ephemeral range (32768 and up), so no outgoing connection takes one between this check and `up`."""
+    for _ in range(100):
+        master, webui, s3 = random.randrange(20000, 24000), random.randrange(24000, 28000), random.randrange(28000, 32000)
+        layout = Layout(state_dir=state_dir, master_port=master, webui_port=webui, s3_port=s3)
+        if all(local_cluster.port_is_free(port) for port in layout.ports):
+            return layout
+    raise RuntimeError("no free ports found")

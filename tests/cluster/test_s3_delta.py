@@ -1,0 +1,49 @@
+"""The `cluster` configuration on the local cluster: a Spark driver with executors on both workers
+writes a Delta table to `s3a://` on s3proxy, and delta-rs reads the same table back as `s3://` (issue #13).
+
+The first run fetches hadoop-aws and the AWS SDK modules (about 13 MB) into `.cache/ivy/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from deltalake import DeltaTable
+
+from scale_out.local_cluster import PROJECT_ROOT, master_status
+from tests.cluster.support import ACCESS_KEY, KEYS, SECRET_KEY
+
+PROBE_TIMEOUT_S = 300
+
+
+def test_a_delta_table_written_by_the_cluster_to_s3_reads_back_with_deltalake(cluster):
+    layout = cluster.layout
+    table = f"{layout.bucket}/probe/orders"
+    environ = {**os.environ, **KEYS}
+    environ.pop("LAKEHOUSE_WAREHOUSE", None)
+
+    probe = subprocess.run(
+        [sys.executable, "-m", "tests.cluster.s3_delta_probe", "--master", layout.master_url,
+         "--s3-endpoint", layout.s3_endpoint, "--table", f"s3a://{table}"],
+        cwd=PROJECT_ROOT, env=environ, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
+    )
+    assert probe.returncode == 0, probe.stderr[-4000:]
+    seen = json.loads(probe.stdout.strip().splitlines()[-1])
+    storage_options = {"AWS_ENDPOINT_URL": layout.s3_endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+                       "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    read_by_delta_rs = DeltaTable(f"s3://{table}", storage_options=storage_options)
+
+    assert seen["master"] == layout.master_url and seen["executors"] == 2
+    assert seen["rows"] == [["e1", 1250], ["e2", None], ["e3", 80]]
+    rows = read_by_delta_rs.to_pyarrow_table(columns=["event_id", "tenant_id", "amount_cents"]).to_pylist()
+    assert sorted(rows, key=lambda r: r["event_id"]) == [
+        {"event_id": "e1", "tenant_id": "shop-a", "amount_cents": 1250},
+        {"event_id": "e2", "tenant_id": "shop-a", "amount_cents": None},
+        {"event_id": "e3", "tenant_id": "shop-b", "amount_cents": 80},
+    ]
+    assert read_by_delta_rs.version() == seen["version"] == 0
+    assert (layout.s3_data / layout.bucket / "probe" / "orders" / "_delta_log").is_dir()
+    assert [app["state"] for app in master_status(layout)["completedapps"]] == ["FINISHED"]
