@@ -335,6 +335,13 @@ def down(layout: Layout, say: Say = print) -> None:
         _clean_work_dirs(layout, say)
 
 
+def _wait_until_gone(components: list[Component]) -> None:
+    """Wait up to STOP_TIMEOUT_S for every component's process to be gone."""
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while any(c.process() is not None for c in components) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def _stop_all(layout: Layout, components: list[Component], say: Say) -> None:
     """Workers first, then the master, then S3; TERM to all, KILL to whatever outlives the timeout."""
     order = sorted(components, key=lambda c: (not c.name.startswith("worker"), c.name != "master"))
@@ -343,17 +350,13 @@ def _stop_all(layout: Layout, components: list[Component], say: Say) -> None:
     for component, process in running:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.terminate()
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while any(c.process() is not None for c, _ in running) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    _wait_until_gone([c for c, _ in running])
     for component, process in running:
         if component.process() is not None:
             say(f"{component.name} (pid {component.pid}) ignored TERM for {STOP_TIMEOUT_S:.0f} s: KILL")
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while any(c.process() is not None for c, _ in running) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    _wait_until_gone([c for c, _ in running])
     for component, _ in running:
         # Reap it when this process started it (a test calling up() and down()); a process started by an
         # earlier `up` command belongs to whatever adopted it.
