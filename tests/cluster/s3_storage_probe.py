@@ -1,7 +1,7 @@
 """Child process of test_s3_storage.py: a Spark driver of the `cluster` configuration with its warehouse on
 `s3a://`, doing what the jobs do with warehouse files there (jobs/storage.py): a run's markers written,
 read, listed and deleted; the erasure log's existence; `maintain` finding the tables and cleaning their
-logs. Prints what it saw as one JSON line.
+logs; Data Docs written. Prints what it saw as one JSON line.
 
 The master is `local[1]`: these operations run in the driver, and its Delta writes still go to s3a;
 executors on the cluster's workers (tests/cluster/test_s3_delta.py) would add only their start-up.
@@ -16,7 +16,7 @@ import argparse
 import json
 from datetime import datetime, timedelta, timezone
 
-from jobs import storage
+from jobs import data_docs, storage
 from jobs.config import load_settings
 from jobs.maintenance import delta_tables, maintain
 from jobs.privacy.erasure import ERASURE_LOG, _anyone_erased
@@ -63,6 +63,16 @@ def main() -> None:
         seen["maintained"] = {t.path: [t.log_files_deleted, t.earliest_version] for t in done}
         seen["log_after"] = sorted(e.name for e in storage.list_dir(spark, f"{orders}/_delta_log"))
         seen["orders_rows"] = spark.read.format("delta").load(orders).count()
+
+        # Data Docs in their default folder, <warehouse>/data_docs: a run's page and the index.
+        for suite, success in (("orders_daily_v1", True), ("reconciliation", False)):
+            data_docs.record_validation(spark, settings.data_docs_dir, {
+                "run_id": "run:1", "suite": suite, "success": success, "validated_at": "2026-12-02T00:00:00+00:00",
+                "expectations": [{"expectation": "expect_column_values_to_not_be_null(order_date)", "success": success, "observed": "0 of 3"}],
+            })
+        seen["data_docs"] = sorted(e.name for e in storage.list_dir(spark, f"{warehouse}/data_docs"))
+        seen["data_docs_run"] = sorted(e.name for e in storage.list_dir(spark, f"{warehouse}/data_docs/runs/run_1"))
+        seen["data_docs_index"] = storage.read_text(spark, f"{warehouse}/data_docs/index.html")
 
         seen["deleted"] = storage.delete(spark, run)
         seen["deleted_again"] = storage.delete(spark, run)

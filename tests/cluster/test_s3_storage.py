@@ -1,5 +1,5 @@
 """Warehouse files on `s3a://` (jobs/storage.py), on the local cluster's s3proxy: a run's markers, the
-erasure log's existence and `maintain`'s search and log cleanup act on the object store, not on a local
+erasure log's existence, `maintain`'s search and log cleanup, and the Data Docs act on the object store, not on a local
 `s3a:/…` folder (docs/scale-out.md, issue #13). The same operations on a local folder: tests/test_storage.py.
 """
 
@@ -16,7 +16,7 @@ from tests.cluster.support import KEYS
 PROBE_TIMEOUT_S = 300
 
 
-def test_markers_erasure_log_and_maintenance_act_on_the_object_store(cluster, tmp_path):
+def test_markers_erasure_log_maintenance_and_data_docs_act_on_the_object_store(cluster, tmp_path):
     layout = cluster.layout
     warehouse = f"s3a://{layout.bucket}/storage-probe/warehouse"
     environ = {**os.environ, **KEYS}
@@ -43,6 +43,10 @@ def test_markers_erasure_log_and_maintenance_act_on_the_object_store(cluster, tm
     assert "00000000000000000000.json" not in seen["log_after"]
     assert not (on_disk / "gold" / "orders_daily" / "_delta_log" / "00000000000000000000.json").exists()
     assert seen["orders_rows"] == 3
+    assert seen["data_docs"] == ["index.html", "runs", "runs.json"]
+    assert seen["data_docs_run"] == ["index.html", "orders_daily_v1.json", "reconciliation.json"]
+    assert 'href="runs/run_1/index.html"' in seen["data_docs_index"] and "reconciliation (FAILED)" in seen["data_docs_index"]
+    assert (on_disk / "data_docs" / "runs" / "run_1" / "index.html").is_file()
     assert seen["deleted"] and not seen["deleted_again"] and not seen["marker_after"]
     assert seen["staging_after"] == [] and seen["read_missing"] == "FileNotFoundError"
     assert not (on_disk / "staging" / "run_1").exists()
