@@ -13,6 +13,9 @@ Why not GX's own site builder: in GX 1.24 every page template (`page.j2`, `index
 and its index table is filled in by that JavaScript, so without network access the index is empty.
 `custom_views_directory` does not help: GX appends it after its own template loader, so a template
 of the same name never replaces GX's. These pages carry their styles inline and need no script.
+
+The folder may be on any file system the warehouse can be on (`s3a://…` as well as a local folder): the
+files are written through the Spark session's Hadoop file systems (jobs/storage.py).
 """
 
 from __future__ import annotations
@@ -20,8 +23,12 @@ from __future__ import annotations
 import html
 import json
 import re
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from jobs import storage
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -35,27 +42,33 @@ code { font-size: 0.9em; white-space: pre-wrap; }
 """
 
 
-def record_validation(site_dir: str, record: dict[str, Any]) -> Path:
-    """Keep one suite's validation of a run and render that run's page and the index again."""
-    run_dir = Path(site_dir) / "runs" / _folder_name(record["run_id"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / f"{_folder_name(record['suite'])}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    page = run_dir / "index.html"
-    page.write_text(_run_page(_records(run_dir)), encoding="utf-8")
+def record_validation(spark: "SparkSession", site_dir: str, record: dict[str, Any]) -> str:
+    """Keep one suite's validation of a run and render that run's page and the index again; return
+    the page's path."""
+    site_dir = site_dir.rstrip("/")
+    folder = _folder_name(record["run_id"])
+    run_dir = f"{site_dir}/runs/{folder}"
+    storage.write_text(spark, f"{run_dir}/{_folder_name(record['suite'])}.json", json.dumps(record, indent=2))
+    page = f"{run_dir}/index.html"
+    storage.write_text(spark, page, _run_page(_records(spark, run_dir)))
     # The index is rendered from one small summary file, not from every run's files: a year of
     # hourly runs is thousands of folders.
-    summary_path = Path(site_dir) / "runs.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
-    run = summary.setdefault(record["run_id"], {"folder": run_dir.name, "suites": {}})
+    summary_path = f"{site_dir}/runs.json"
+    summary = json.loads(storage.read_text(spark, summary_path)) if storage.exists(spark, summary_path) else {}
+    run = summary.setdefault(record["run_id"], {"folder": folder, "suites": {}})
     run["validated_at"] = record["validated_at"]
     run["suites"][record["suite"]] = record["success"]
-    summary_path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    (Path(site_dir) / "index.html").write_text(_index_page(summary), encoding="utf-8")
+    storage.write_text(spark, summary_path, json.dumps(summary, indent=1))
+    storage.write_text(spark, f"{site_dir}/index.html", _index_page(summary))
     return page
 
 
-def _records(run_dir: Path) -> list[dict[str, Any]]:
-    records = [json.loads(path.read_text(encoding="utf-8")) for path in run_dir.glob("*.json")]
+def _records(spark: "SparkSession", run_dir: str) -> list[dict[str, Any]]:
+    records = [
+        json.loads(storage.read_text(spark, entry.path))
+        for entry in storage.list_dir(spark, run_dir)
+        if entry.name.endswith(".json") and not entry.is_dir
+    ]
     return sorted(records, key=lambda record: (record["validated_at"], record["suite"]))
 
 

@@ -20,11 +20,11 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Callable
 
 from pyspark.sql import SparkSession
 
+from jobs import storage
 from jobs.config import Settings
 from jobs.spark import get_spark
 from jobs.tables import quoted_path
@@ -45,14 +45,24 @@ class TableMaintenance:
     earliest_version: int = 0  # the oldest version still readable after the log cleanup
 
 
-def delta_tables(warehouse: str) -> list[str]:
-    """Every Delta table under the warehouse (a folder holding a _delta_log), staging excluded."""
-    root = Path(warehouse)
-    return sorted(
-        str(log_dir.parent)
-        for log_dir in root.rglob("_delta_log")
-        if "staging" not in log_dir.parent.relative_to(root).parts
-    )
+def delta_tables(spark: SparkSession, warehouse: str) -> list[str]:
+    """Every Delta table under the warehouse (a folder holding a _delta_log), staging excluded, found
+    on the warehouse's file system (jobs/storage.py). A table's folder holds its data files and
+    partitions, never another table, so the search does not descend into it: on an object store each
+    folder listed is a request."""
+    tables: list[str] = []
+
+    def search(folder: str) -> None:
+        children = storage.list_dir(spark, folder)
+        if any(child.name == "_delta_log" and child.is_dir for child in children):
+            tables.append(folder)
+            return
+        for child in children:
+            if child.is_dir and child.name != "staging":
+                search(child.path)
+
+    search(warehouse.rstrip("/"))
+    return sorted(tables)
 
 
 def checked_retention(settings: Settings, retention_hours: int | None, *, force: bool = False) -> int:
@@ -96,7 +106,7 @@ def maintain(
         # Tables are independent and each is a few small jobs: side by side, Delta's per-commit
         # latency overlaps (as silver's writes do).
         with ThreadPoolExecutor(max_workers=4) as pool:
-            done = list(pool.map(maintained, delta_tables(settings.warehouse)))
+            done = list(pool.map(maintained, delta_tables(spark, settings.warehouse)))
     finally:
         spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
     _record_physical_erasures(spark, settings.warehouse, done, cutoff, progress)
@@ -124,7 +134,7 @@ def _maintain_table(spark: SparkSession, path: str, retention_hours: int) -> Tab
     _checkpoint(spark, path)
     # Log entries older than the retention as of now (this run's own commits included at 0 hours).
     log_cutoff = datetime.now(timezone.utc) - timedelta(hours=retention_hours)
-    deleted, earliest = clean_log(Path(path) / "_delta_log", log_cutoff)
+    deleted, earliest = clean_log(spark, f"{path}/_delta_log", log_cutoff)
     return TableMaintenance(path, int(optimized["numFilesRemoved"]), vacuumed, deleted, earliest)
 
 
@@ -143,28 +153,31 @@ _CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint\b.*\.(?:parquet|json)$")
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 
 
-def clean_log(log_dir: Path, cutoff: datetime) -> tuple[int, int]:
+def clean_log(spark: SparkSession, log_dir: str, cutoff: datetime) -> tuple[int, int]:
     """Delete the log files below the newest checkpoint whose earlier commits are all older than the
-    cutoff, as Delta's own cleanup would; return (files deleted, oldest version still readable)."""
-    commits = {int(m.group(1)): p for p in log_dir.iterdir() if (m := _COMMIT.match(p.name))}
-    checkpoints = sorted({int(m.group(1)) for p in log_dir.iterdir() if (m := _CHECKPOINT.match(p.name))})
-    expired = cutoff.timestamp()
+    cutoff, as Delta's own cleanup would; return (files deleted, oldest version still readable).
+
+    Through the warehouse's file system (jobs/storage.py); commit ages are the files' modification
+    times, as Delta's own cleanup reads them (on S3, when the object was written). Hadoop's local file
+    system hides its checksum files (.<name>.crc) from listings and deletes each with its file, so
+    they are not counted."""
+    entries = storage.list_dir(spark, log_dir)
+    commits = {int(m.group(1)): e for e in entries if (m := _COMMIT.match(e.name))}
+    checkpoints = sorted({int(m.group(1)) for e in entries if (m := _CHECKPOINT.match(e.name))})
     boundary = 0
     for version in checkpoints:
         # Every commit below this checkpoint expired: versions before it may go.
-        if all(commits[v].stat().st_mtime <= expired for v in commits if v < version):
+        if all(commits[v].modified_at <= cutoff for v in commits if v < version):
             boundary = version
     if boundary == 0:
         return 0, min(commits, default=0)
     deleted = 0
-    for folder in (log_dir, log_dir / "_staged_commits"):
-        if not folder.is_dir():
-            continue
-        for path in folder.iterdir():
-            match = _LOG_FILE.match(path.name) or re.match(r"^\.?(\d{20})\.[0-9a-f-]+\.json(?:\.crc)?$", path.name)
-            if match and int(match.group(1)) < boundary and path.is_file():
-                path.unlink()
-                deleted += 1
+    staged = [e for e in entries if e.name == "_staged_commits" and e.is_dir]
+    for entry in entries + [child for folder in staged for child in storage.list_dir(spark, folder.path)]:
+        match = _LOG_FILE.match(entry.name) or re.match(r"^\.?(\d{20})\.[0-9a-f-]+\.json(?:\.crc)?$", entry.name)
+        if match and int(match.group(1)) < boundary and not entry.is_dir:
+            storage.delete(spark, entry.path)
+            deleted += 1
     return deleted, boundary
 
 

@@ -15,7 +15,6 @@ import json
 import logging
 import re
 import secrets
-import shutil
 from dataclasses import dataclass
 from functools import partial
 from datetime import date, datetime, timedelta, timezone
@@ -26,6 +25,7 @@ from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType
 
+from jobs import storage
 from jobs.config import Settings
 from jobs.events.catalog import CATALOG
 from jobs.failures import failing_clearly
@@ -91,8 +91,10 @@ def gold_path(settings: Settings, mart: str) -> str:
     return current_table(settings, mart).path
 
 
-def _marker_path(settings: Settings, run_id: str) -> Path:
-    return Path(settings.table_path("staging", safe_run_id(run_id))) / "_validated.json"
+def _marker_path(settings: Settings, run_id: str, name: str = "_validated.json") -> str:
+    """A run's marker in its staging folder: `_build.json` (what build saw) or `_validated.json`
+    (what validation passed), read and written on the warehouse's file system (jobs/storage.py)."""
+    return f"{settings.table_path('staging', safe_run_id(run_id))}/{name}"
 
 
 def land(settings: Settings, landing_dir: Path, run_id: str, progress: Progress = log.info) -> LandingReport:
@@ -452,7 +454,7 @@ def validate(settings: Settings, run_id: str, progress: Progress = log.info) -> 
 
     spark = get_spark(settings)
     marker = _marker_path(settings, run_id)
-    info = json.loads(marker.with_name("_build.json").read_text())
+    info = json.loads(storage.read_text(spark, _marker_path(settings, run_id, "_build.json")))
     results, versions, frames = [], {}, {}
     for mart in _enabled_marts(settings):
         path = staging_path(settings, run_id, mart)
@@ -474,7 +476,7 @@ def validate(settings: Settings, run_id: str, progress: Progress = log.info) -> 
         mart: {"staging_version": v, "result": f"{r.summary()}\n{reconciled.summary()}"}
         for (mart, v), r in zip(versions.items(), results)
     }
-    marker.write_text(json.dumps(info, indent=2))
+    storage.write_text(spark, marker, json.dumps(info, indent=2))
 
 
 def _reconcile(settings: Settings, frames: dict[str, DataFrame], as_of: datetime, run_id: str, data_docs_dir: str | None, progress: Progress):
@@ -520,12 +522,12 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
     # Before the marker: the staging of a stale run may be gone already, its build record is not.
     stale = _stale_builds(spark, settings, F.col("run_id") == run_id)
     if stale:
-        _remove_staging(settings, run_id)
+        _remove_staging(spark, settings, run_id)
         raise StaleRunRefused(_stale_message(settings, run_id, stale))
     marker = _marker_path(settings, run_id)
-    if not marker.exists():
+    if not storage.exists(spark, marker):
         raise PublicationRefused(f"run {run_id} has no passed validation: nothing published")
-    info = json.loads(marker.read_text())
+    info = json.loads(storage.read_text(spark, marker))
     unvalidated = [mart for mart in todo if mart not in info["validated"]]
     if unvalidated:
         raise PublicationRefused(f"{', '.join(unvalidated)} not validated in run {run_id}: nothing published")
@@ -570,7 +572,7 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
         publications.end_older_majors(spark, settings, mart, table, progress)
         published_list.append(published)
         progress(f"published {mart} v{contract.version} to {table.sql_name} as table version {version}: {published.row_count} rows")
-    _remove_staging(settings, run_id)
+    _remove_staging(spark, settings, run_id)
     _remove_stale_staging(spark, settings, progress)
     return published_list
 
@@ -611,8 +613,17 @@ def _after_failed_publish(spark: SparkSession, table, before: int | None) -> str
     return f"{table.sql_name} is at version {now} (was {before}), a publication not logged: publish the run again"
 
 
-def _remove_staging(settings: Settings, run_id: str) -> None:
-    shutil.rmtree(settings.table_path("staging", safe_run_id(run_id)), ignore_errors=True)
+def _remove_staging(spark: SparkSession, settings: Settings, run_id: str) -> None:
+    """Best effort, as the run's outcome is settled by then: a folder that cannot be removed is
+    logged and left (`_remove_stale_staging` tries again after the next publication)."""
+    _remove_folder(spark, settings.table_path("staging", safe_run_id(run_id)))
+
+
+def _remove_folder(spark: SparkSession, folder: str) -> None:
+    try:
+        storage.delete(spark, folder)
+    except Exception as error:  # noqa: BLE001 (a Py4JJavaError from the file system)
+        log.warning("could not remove %s: %s", folder, str(error).splitlines()[0])
 
 
 def _remove_stale_staging(spark: SparkSession, settings: Settings, progress: Progress) -> list[str]:
@@ -626,14 +637,14 @@ def _remove_stale_staging(spark: SparkSession, settings: Settings, progress: Pro
     folder without a recorded build (a build killed before it finished) is left: its run can still
     build again under its id, and nothing can publish it before.
     """
-    root = Path(settings.table_path("staging", ""))
-    folders = sorted(path.name for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
+    root = settings.table_path("staging", "")
+    folders = [entry.name for entry in storage.list_dir(spark, root) if entry.is_dir]
     if not folders:
         return []
     folder_name = F.regexp_replace("run_id", r"[^A-Za-z0-9_.-]", "_")  # safe_run_id, in Spark
     stale = sorted({safe_run_id(row["run_id"]) for row in _stale_builds(spark, settings, folder_name.isin(folders))})
     for folder in stale:
-        shutil.rmtree(root / folder, ignore_errors=True)
+        _remove_folder(spark, f"{root.rstrip('/')}/{folder}")
     if stale:
         progress(f"removed the staging of {len(stale)} run(s) older than the published marts: {', '.join(stale)}")
     return stale
@@ -657,8 +668,7 @@ def _enabled_marts(settings: Settings) -> list[str]:
 
 
 def _write_build_info(settings: Settings, run_id: str, watermark: str | None, silver: SilverReport) -> None:
-    marker = _marker_path(settings, run_id)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.unlink(missing_ok=True)  # a rebuild invalidates an earlier validation of this run
+    spark = get_spark(settings)
+    storage.delete(spark, _marker_path(settings, run_id))  # a rebuild invalidates an earlier validation of this run
     info = {"run_id": run_id, "event_watermark": watermark, "silver": silver.summary()}
-    marker.with_name("_build.json").write_text(json.dumps(info, indent=2))
+    storage.write_text(spark, _marker_path(settings, run_id, "_build.json"), json.dumps(info, indent=2))

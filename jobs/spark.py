@@ -58,10 +58,17 @@ def get_spark(settings: Settings) -> "SparkSession":
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
-    # Set on the running JVM, not passed as spark.hadoop.* settings: pyspark starts the driver JVM with
-    # every setting on its command line, which any user of the machine can read. Tasks get them with
-    # the Hadoop configuration Spark ships with each job.
+    set_hadoop_secrets(session, secrets)
+    return session
+
+
+def set_hadoop_secrets(session: "SparkSession", secrets: dict[str, str]) -> None:
+    """Set `hadoop_secrets` on the running session's Hadoop configuration (also used by the BI endpoint,
+    which builds its session itself).
+
+    Set on the running JVM, not passed as spark.hadoop.* settings: pyspark starts the driver JVM with
+    every setting on its command line, which any user of the machine can read. Tasks get them with
+    the Hadoop configuration Spark ships with each job."""
     hadoop_conf = session.sparkContext._jsc.hadoopConfiguration()
     for key, value in secrets.items():
         hadoop_conf.set(key, value)
-    return session

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from jobs.marts.contract import MartContract
@@ -107,7 +106,6 @@ def _validate(
 ) -> SuiteResult:
     from great_expectations.core.run_identifier import RunIdentifier
 
-    site_dir = _local_folder(data_docs_dir) if data_docs_dir else None
     with _ONE_VALIDATION_AT_A_TIME, _cached(frame):
         checkpoint = _checkpoint(source)
         if not isinstance(source, MartContract):
@@ -118,23 +116,18 @@ def _validate(
         ((_key, result),) = outcome.run_results.items()
         _add_values(result, checkpoint.validation_definitions[0], frame, max_failed_examples)
     suite_result = _suite_result(label, result)
-    if site_dir:
+    if data_docs_dir:
         from jobs import data_docs
 
         version = source.version if isinstance(source, MartContract) else None
-        data_docs.record_validation(site_dir, _docs_record(label, version, run_id, result, suite_result))
+        record = _docs_record(label, version, run_id, result, suite_result)
+        data_docs.record_validation(frame.sparkSession, data_docs_dir, record)
     return suite_result
 
 
 def raise_for_failures(results: Sequence[SuiteResult]) -> None:
     if any(not result.success for result in results):
         raise ValidationFailed(results)
-
-
-def _local_folder(path: str) -> str:
-    if "://" in path:
-        raise ValueError(f"Data Docs are written to a local folder; {path} is not one")
-    return str(Path(path).resolve())
 
 
 @functools.cache

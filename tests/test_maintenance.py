@@ -40,4 +40,4 @@ def test_forced_zero_retention_deletes_files_no_version_needs_and_keeps_tables_r
     assert bronze in done and done[bronze].files_removed_by_optimize > 1 and done[bronze].files_deleted_by_vacuum > 0
     assert len(_parquet_files(bronze)) < len(files_before)
     assert spark.read.format("delta").load(bronze).count() == 3
-    assert set(delta_tables(warehouse)) == set(done)
+    assert set(delta_tables(spark, warehouse)) == set(done)

@@ -30,7 +30,7 @@ from jobs.bi.catalog import GOLD_NAME_PATTERN, PublishedTable, published_tables
 from jobs.bi.jvm import compiled_classes
 from jobs.bi.logins import Login, read_logins
 from jobs.config import Settings
-from jobs.spark import spark_conf
+from jobs.spark import hadoop_secrets, set_hadoop_secrets, spark_conf
 from jobs.tables import PUBLICATIONS
 
 if TYPE_CHECKING:
@@ -89,11 +89,13 @@ def start_server(settings: Settings, progress: Progress = log.info) -> RunningSe
     """Start Spark, the views and the Thrift server in this process; return once it listens."""
     from pyspark.sql import SparkSession
 
+    secrets = hadoop_secrets(settings)  # e.g. the S3 keys: a missing variable stops it before Spark starts
     logins = read_logins_for(settings)
     builder = SparkSession.builder
     for key, value in server_spark_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    set_hadoop_secrets(spark, secrets)
     jvm = spark._jvm
     # Hive's CUSTOM provider reads its class name from a fresh HiveConf, which sees system properties.
     jvm.java.lang.System.setProperty("hive.server2.custom.authentication.class", "lakehouse.bi.TenantPasswords")

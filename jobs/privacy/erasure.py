@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Iterable
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs import storage
 from jobs.privacy.crypto import CUSTOMER, DataKey, MasterKey, Subject, addresses_in, new_key, tokens_in
 from jobs.privacy.keys import DATA_KEYS
 from jobs.tables import BRONZE_EVENTS, QUARANTINE, TableSpec, ensure_table, insert_new, quoted_path, read_table
@@ -169,11 +169,18 @@ def _tombstone(spark: SparkSession, keys_path: str, subjects: list[Subject], era
     spark.catalog.dropTempView(view)
 
 
+def _anyone_erased(spark: SparkSession, warehouse: str) -> bool:
+    """Whether the erasure log exists: `erase` creates it before logging anyone. Asked of the file system
+    the warehouse is on (jobs/storage.py): a local check would answer "nobody" for any other, and
+    erasures would then neither reach the marts nor ever be marked physical."""
+    return storage.is_dir(spark, f"{ERASURE_LOG.path(warehouse)}/_delta_log")
+
+
 def mark_physical(spark: SparkSession, warehouse: str, vacuumed_before: datetime, earliest_keys_version: int) -> int:
     """Erasures whose key files VACUUM has deleted (erased before its cutoff) and whose older key-table
     versions the log cleanup has removed: `physical_at` is set now. Returns how many."""
     log_path = ERASURE_LOG.path(warehouse)
-    if not Path(log_path, "_delta_log").is_dir():  # nobody was ever erased
+    if not _anyone_erased(spark, warehouse):
         return 0
     pending = (
         spark.read.format("delta").load(log_path)
@@ -206,7 +213,7 @@ def with_erasures_outside_the_event_log(spark: SparkSession, warehouse: str, era
     (`erase`), shaped like them, so that every projection (customer_360's `is_erased`) sees both.
     Columns an event would have and a command has not (stream version, source file, ...) are null;
     `occurred_at` is 1970-01-01 and `recorded_at` the request's time."""
-    if not Path(ERASURE_LOG.path(warehouse), "_delta_log").is_dir():
+    if not _anyone_erased(spark, warehouse):
         return erasure_events
     requested = read_table(spark, ERASURE_LOG, warehouse).filter(F.col("source") == SOURCE_CLI)
     known = {

@@ -161,3 +161,17 @@ def test_changing_settings_when_opening_a_session_is_refused(endpoint, published
 def test_the_endpoint_listens_on_localhost_only(endpoint):
     listening = [c for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == endpoint["port"]]
     assert listening and {c.laddr.ip for c in listening} <= {"127.0.0.1", "::ffff:127.0.0.1"}
+
+
+def test_the_endpoint_of_the_cluster_configuration_refuses_to_start_without_the_s3_keys(monkeypatch, tmp_path):
+    from jobs.bi.server import start_server
+    from jobs.config import ConfigError, load_settings
+
+    for name in ("LAKEHOUSE_S3_ACCESS_KEY", "LAKEHOUSE_S3_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings("cluster", warehouse=str(tmp_path / "warehouse"), environ={})
+
+    # Read before Spark starts, as get_spark does, and set on the endpoint's session (jobs/spark.py):
+    # without them it could not read an s3a:// warehouse.
+    with pytest.raises(ConfigError, match="LAKEHOUSE_S3_ACCESS_KEY is not set"):
+        start_server(settings)
