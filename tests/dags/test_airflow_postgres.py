@@ -292,6 +292,14 @@ def test_the_task_states_and_overlap_are_recorded_in_postgresql(deployment):
     assert float(left_start) < float(right_end) and float(right_start) < float(left_end)
 
 
+def test_a_job_started_by_an_airflow_task_would_send_its_spark_work_to_the_cluster(deployment):
+    cluster_master = yaml.safe_load((PROJECT_ROOT / "conf" / "cluster.yaml").read_text())["spark"]["master"]
+    assert cluster_master.startswith("spark://")
+    for name in ("left", "right"):
+        record = json.loads((deployment.root / "marks" / f"{name}.json").read_text())
+        assert record["spark_master"] == cluster_master
+
+
 def test_the_project_dags_are_parsed_into_postgresql_without_errors(deployment):
     assert deployment.query("SELECT count(*) FROM import_error") == [["0"]]
     serialized = {row[0] for row in deployment.query("SELECT dag_id FROM serialized_dag")}

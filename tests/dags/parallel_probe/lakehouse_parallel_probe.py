@@ -1,7 +1,8 @@
 """Test-only DAG (tests/dags/test_airflow_postgres.py): two tasks that can only both succeed side by side.
 
 Each task records when it starts, then waits for the other's start mark; run one after the other,
-the first would wait in vain and fail. No Spark, no `jobs` import: only the executor is under test.
+the first would wait in vain and fail. Each also records the Spark master a job started by it would get
+from the project's configuration (without starting Spark).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ def meet(name: str, partner: str, params=None) -> None:
         if time.time() > deadline:
             raise RuntimeError(f"{partner} did not start within {WAIT_FOR_PARTNER_S} s of {name}: no parallelism")
         time.sleep(0.2)
-    record = {"started_at": started_at, "ended_at": time.time(), "pid": os.getpid()}
+    from jobs.config import load_settings
+
+    spark_master = load_settings().spark.master
+    record = {"started_at": started_at, "ended_at": time.time(), "pid": os.getpid(), "spark_master": spark_master}
     (folder / f"{name}.json").write_text(json.dumps(record))
 
 
