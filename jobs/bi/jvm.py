@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from jobs.config import PROJECT_ROOT
@@ -37,14 +38,25 @@ def compiled_classes() -> Path:
     if javac is None:
         raise JdkMissing("javac not found: `python -m jobs serve` needs a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless)")
     jars = Path(pyspark.__file__).parent / "jars"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    result = subprocess.run(
-        [javac, "--release", "17", "-cp", f"{jars}/*", "-d", str(target), *map(str, sources)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"compiling {SOURCES} failed:\n{result.stderr}")
-    (target / "_ok").touch()
-    return target
+    # Compiled beside the target and renamed into place: two processes starting at once (two `serve`s,
+    # parallel tests) each compile their own copy, and the first rename wins; the other copy is dropped.
+    CACHE.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=CACHE))
+    try:
+        result = subprocess.run(
+            [javac, "--release", "17", "-cp", f"{jars}/*", "-d", str(building), *map(str, sources)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"compiling {SOURCES} failed:\n{result.stderr}")
+        (building / "_ok").touch()
+        try:
+            building.rename(target)
+        except OSError:  # the target exists: another process renamed its copy first, or one was left half-built
+            if not (target / "_ok").exists():
+                shutil.rmtree(target)
+                building.rename(target)
+        return target
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
