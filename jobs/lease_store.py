@@ -50,6 +50,9 @@ _LOST_RACE = {409, 412}
 # The body of a released lease's generation (S3LeaseStore).
 _RELEASED = '{"released": true}'
 _MAX_REREADS = 10
+# Generations kept behind the newest: a listing that misses the newest (written meanwhile) still sees
+# an older one, so the writer's next create collides (412) instead of recreating a cleaned-up one.
+_KEPT_GENERATIONS = 10
 
 
 class WriterLockUnsupported(RuntimeError):
@@ -212,7 +215,9 @@ class S3LeaseStore:
     creates the next one, so of two writers that read the same generation the server lets exactly one
     create its successor (HTTP 412 for the other). A release writes a tombstone rather than deleting,
     because a deleted history would start again at generation 0 beside a writer still acting on the old
-    one. Each write then deletes the generation it replaced, so one object per lease remains.
+    one. Each write deletes the generation _KEPT_GENERATIONS behind it, and checks that its own is still
+    the newest (a listing that is not a snapshot could otherwise let it recreate a deleted one: the race
+    test caught exactly that when each write deleted its predecessor at once).
 
     Why not `If-Match: <ETag>` on one object: s3proxy 4.1.0 (the tests' server, and `make cluster-up`'s)
     compares the ETag and then writes, two steps, so concurrent replaces at one ETag both succeeded in
@@ -261,11 +266,16 @@ class S3LeaseStore:
                        Body=text.encode("utf-8"), ContentType="application/json", IfNoneMatch="*")
         except _Refused:
             return False
-        if generation > 0:
-            # The replaced generation; a reader that listed it and then misses it lists again. Best effort:
-            # a leftover older generation is never read (the highest one counts).
+        if self._generations(name)[-1] != generation:
+            # A listing need not be a snapshot: one taken while the newest generation was being written
+            # and an old one cleaned up can miss both, and this writer then recreated a cleaned-up one.
+            # It does not hold the lease; the lock reads the newest again and decides again.
+            return False
+        if generation >= _KEPT_GENERATIONS:
+            # Best effort: a leftover old generation is never read (the highest counts).
             try:
-                self._call("clean up", name, self.client.delete_object, Key=self.generation_key(name, generation - 1))
+                self._call("clean up", name, self.client.delete_object,
+                           Key=self.generation_key(name, generation - _KEPT_GENERATIONS))
             except LeaseStoreError as error:
                 log.warning("lease store: %s", error)
         return True

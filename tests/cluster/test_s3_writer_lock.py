@@ -59,16 +59,17 @@ def new_locks(warehouse, s3):
     return lambda **options: WriterLocks(warehouse, s3=s3, **options)
 
 
-def test_a_lease_is_one_object_per_generation_and_a_release_leaves_a_tombstone(s3_server, warehouse, new_locks):
+def test_a_lease_is_a_history_of_generations_and_a_release_leaves_a_tombstone(s3_server, warehouse, new_locks):
     locks = new_locks(lease=HOUR)
     folder = s3_server.layout.s3_data / warehouse.removeprefix("s3a://") / "_locks" / "marts"  # s3proxy's filesystem
     locks.acquire("marts", "run-a", wait=timedelta(0), process_bound=False)
-    locks.renew("marts", "run-a")
+    for _ in range(11):
+        locks.renew("marts", "run-a")
     assert locks.path("marts") == f"{warehouse}/_locks/marts/"
-    assert [p.name for p in sorted(folder.iterdir())] == [f"{1:020d}.json"]  # generation 0 went with the renewal
-    assert json.loads((folder / f"{1:020d}.json").read_text())["owner"] == "run-a"
+    assert [p.name for p in sorted(folder.iterdir())] == [f"{g:020d}.json" for g in range(2, 12)]  # the last 10 kept
+    assert json.loads((folder / f"{11:020d}.json").read_text())["owner"] == "run-a"
     assert locks.release("marts", "run-a") is True
-    assert [p.name for p in sorted(folder.iterdir())] == [f"{2:020d}.json"]
+    assert json.loads((folder / f"{12:020d}.json").read_text()) == {"released": True}
     assert locks.holder("marts") is None and locks.release("marts", "run-a") is False
     assert locks.acquire("marts", "run-b", wait=timedelta(0), process_bound=False).owner == "run-b"
 
@@ -132,34 +133,34 @@ CONTENDERS = 4
 ROUNDS = 25
 
 
-@pytest.mark.parametrize("lease_before", ["none", "expired"])
-def test_writers_racing_for_one_lease_never_both_hold_it(s3_server, s3, lease_before):
+@pytest.mark.parametrize("lease_before", ["free", "expired"])
+def test_writers_racing_for_one_lease_never_both_hold_it(warehouse, s3, lease_before):
     """Each round, CONTENDERS threads (each with its own client) try to take the same lease at the same
-    moment: a free one (a race of creates) or an expired one (a race of replaces at one ETag)."""
+    moment, and the winner releases it: a race for a free lease (the first round's creates the lease,
+    later ones replace a released generation), or for an expired one (replaces of the same generation)."""
+    contenders = [WriterLocks(warehouse, s3=s3, lease=HOUR) for _ in range(CONTENDERS)]
+    old = WriterLocks(warehouse, s3=s3, lease=HOUR, clock=lambda: T0 - 2 * HOUR)
     winners_per_round = []
     for round_number in range(ROUNDS):
-        warehouse = f"s3a://{s3_server.layout.bucket}/writer-lock-race/{lease_before}-{uuid.uuid4().hex[:8]}"
         if lease_before == "expired":
-            old = WriterLocks(warehouse, s3=s3, lease=HOUR, clock=lambda: T0 - 2 * HOUR)
             old.acquire("marts", "run-old", wait=timedelta(0), process_bound=False)
-        contenders = [WriterLocks(warehouse, s3=s3, lease=HOUR) for _ in range(CONTENDERS)]
         start = threading.Barrier(CONTENDERS)
-        results: dict[str, bool] = {}
+        taken_by: dict[int, bool] = {}
 
         def contend(number: int) -> None:
             start.wait()
-            taken, _ = contenders[number].try_acquire("marts", f"run-{round_number}-{number}", process_bound=False)
-            results[f"run-{round_number}-{number}"] = taken
+            taken_by[number], _ = contenders[number].try_acquire("marts", f"run-{round_number}-{number}", process_bound=False)
 
         threads = [threading.Thread(target=contend, args=(n,)) for n in range(CONTENDERS)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-        winners = sorted(owner for owner, taken in results.items() if taken)
-        assert len(results) == CONTENDERS
-        assert [contenders[0].holder("marts").owner] == winners, f"round {round_number}: winners {winners}"
+        winners = [number for number, taken in sorted(taken_by.items()) if taken]
+        assert len(taken_by) == CONTENDERS
+        assert [contenders[0].holder("marts").owner] == [f"run-{round_number}-{n}" for n in winners], f"round {round_number}"
         winners_per_round.append(len(winners))
+        contenders[winners[0]].release("marts", f"run-{round_number}-{winners[0]}")
     assert winners_per_round == [1] * ROUNDS
 
 
