@@ -1,5 +1,5 @@
 """Where the writer leases of jobs/writer_lock.py are kept: one small JSON document per lease name,
-read together with its version, created only if absent, and replaced or deleted only if it is still at
+read together with its version, created only if absent, and replaced or released only if it is still at
 the version read (compare-and-swap). The lock decides once, in writer_lock.py, on top of these four
 operations; a write refused because the document changed since it was read sends it back to read and
 decide again.
@@ -82,8 +82,8 @@ class LeaseStore(Protocol):
     def replace(self, name: str, text: str, version: str) -> bool:
         """Overwrite the document if it is still at `version`; False if it changed or went since."""
 
-    def delete(self, name: str, version: str) -> bool:
-        """Remove the document if it is still at `version`; False if it changed or went since."""
+    def release(self, name: str, version: str) -> bool:
+        """Remove the document (or mark it released) if it is still at `version`; False if it changed or went since."""
 
 
 def open_store(warehouse: str, s3: "S3Connection | None" = None) -> LeaseStore:
@@ -135,7 +135,7 @@ class LocalLeaseStore:
             self._write(name, text)
             return True
 
-    def delete(self, name: str, version: str) -> bool:
+    def release(self, name: str, version: str) -> bool:
         with self._guard(name):
             if self._version(name) != version:
                 return False
@@ -257,7 +257,7 @@ class S3LeaseStore:
     def replace(self, name: str, text: str, version: str) -> bool:
         return self._put_generation(name, int(version) + 1, text)
 
-    def delete(self, name: str, version: str) -> bool:
+    def release(self, name: str, version: str) -> bool:
         return self._put_generation(name, int(version) + 1, _RELEASED)
 
     def _put_generation(self, name: str, generation: int, text: str) -> bool:

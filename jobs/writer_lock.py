@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from jobs.config import Settings
-from jobs.lease_store import S3_SCHEMES, LeaseStoreError, S3Connection, WriterLockUnsupported, open_store, s3_connection
+from jobs.lease_store import S3_SCHEMES, LeaseStoreError, S3Connection, open_store, s3_connection
+from jobs.lease_store import WriterLockUnsupported  # noqa: F401 (callers catch it from here, as before)
 
 log = logging.getLogger("jobs")
 
@@ -188,7 +189,7 @@ class WriterLocks:
                 return False
             if current.owner != owner:
                 raise LeaseLost(f"{owner} cannot release the {name} lease: it is held by {current.describe()}")
-            if self.store.delete(name, version):
+            if self.store.release(name, version):
                 return True
         raise _too_many_races(self.path(name))
 

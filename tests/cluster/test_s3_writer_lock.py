@@ -81,7 +81,7 @@ def test_the_server_refuses_a_write_at_a_stale_generation(warehouse, s3):
     seen_by_b = store.read("marts")
     assert store.replace("marts", '{"writer": "a, renewed"}', store.read("marts").version) is True
     assert store.replace("marts", '{"writer": "b"}', seen_by_b.version) is False  # B read a stale generation
-    assert store.delete("marts", seen_by_b.version) is False  # nor may B release what it saw
+    assert store.release("marts", seen_by_b.version) is False  # nor may B release what it saw
     assert store.read("marts").text == '{"writer": "a, renewed"}'
 
 
