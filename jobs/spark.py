@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from jobs.config import ConfigError, Settings, read_secret
 
@@ -37,12 +37,12 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
-def hadoop_secrets(settings: Settings) -> dict[str, str]:
+def hadoop_secrets(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The Hadoop settings read from the environment (`spark.hadoop_conf_from_env`), e.g. S3 keys."""
     secrets = {}
     for key, env_name in settings.spark.hadoop_conf_from_env.items():
         try:
-            secrets[key] = read_secret(env_name)
+            secrets[key] = read_secret(env_name, environ)
         except ConfigError:
             raise ConfigError(f"environment variable {env_name} is not set (named by spark.hadoop_conf_from_env."
                               f"{key} of the {settings.env} configuration)") from None

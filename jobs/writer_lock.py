@@ -14,15 +14,24 @@ Groups, not single tables, are locked, following who writes what:
 Maintenance rewrites every table and takes both. Several names are always taken in sorted order, so
 two writers never wait for each other.
 
-The leases live in `<warehouse>/_locks/<name>.json`. On a local warehouse, their read-check-write
-runs under an `flock` of `<name>.guard`. On object storage the same steps map to conditional writes
-(create with `If-None-Match: *`, renew and break with `If-Match: <ETag>`); that store is not written yet,
-and a warehouse URI is refused with a clear error rather than left unprotected.
+The leases live under `<warehouse>/_locks/`, in a lease store (jobs/lease_store.py) that reads a
+lease with its version, creates it only if absent, and replaces or releases it only if it is still at
+the version read. Every decision below is made on what was read and then written conditionally; when
+the write is refused (another writer got there first), the lease is read again and the decision made
+again. On a local warehouse (`_locks/<name>.json`) the conditions are checked under an `flock` of
+`<name>.guard`. On `s3a://` the S3 server checks them: every take, renewal, takeover and release
+creates the lease's next generation (`_locks/<name>/<generation>.json`) with `If-None-Match: *`, which
+the server refuses (HTTP 412) to a writer that read a stale one; so two writers on different machines,
+or in different Spark drivers, never both hold a lease. Other warehouse URIs are refused with a clear
+error rather than left unprotected.
+
+Expiry compares each writer's own UTC clock with the holder's `expires_at`: machines sharing a store
+on S3 need clocks within a small fraction of `lease_minutes` of each other (NTP is plenty). A lease
+whose process is gone is freed at once only on the machine that took it (`Lease.owner_is_dead`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -35,6 +44,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from jobs.config import Settings
+from jobs.lease_store import S3_SCHEMES, LeaseStoreError, S3Connection, open_store, s3_connection
+from jobs.lease_store import WriterLockUnsupported  # noqa: F401 (callers catch it from here, as before)
 
 log = logging.getLogger("jobs")
 
@@ -50,10 +61,6 @@ class WarehouseBusy(RuntimeError):
 
 class LeaseLost(RuntimeError):
     """A writer asked to release or renew a lease it no longer holds."""
-
-
-class WriterLockUnsupported(RuntimeError):
-    """The warehouse is on storage this lock cannot protect yet."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class Lease:
         return datetime.fromisoformat(self.expires_at) <= now
 
     def owner_is_dead(self) -> bool:
+        # A pid means something only on the machine that took the lease: a lease of another host (one
+        # sharing the store on S3) ends by release or expiry, never by a pid that happens to be free here.
         return self.process_bound and self.host == socket.gethostname() and not _pid_alive(self.pid)
 
     def describe(self) -> str:
@@ -97,36 +106,30 @@ class WriterLocks:
         lease: timedelta,
         poll_seconds: float = 2.0,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        s3: S3Connection | None = None,
     ) -> None:
-        if "://" in warehouse and not warehouse.startswith("file://"):
-            raise WriterLockUnsupported(
-                f"writer locks for a warehouse at {warehouse} are not implemented yet (object storage needs the "
-                "conditional-write lease store described in jobs/writer_lock.py); refusing to write unprotected"
-            )
-        self.folder = Path(warehouse.removeprefix("file://")) / "_locks"
+        self.store = open_store(warehouse, s3)
         self.lease = lease
         self.poll_seconds = poll_seconds
         self.clock = clock
 
-    def path(self, name: str) -> Path:
+    def path(self, name: str) -> Path | str:
         if name not in LOCK_NAMES:
             raise ValueError(f"unknown lock {name!r}; locks: {', '.join(LOCK_NAMES)}")
-        return self.folder / f"{name}.json"
+        return self.store.location(name)
 
     def holder(self, name: str) -> Lease | None:
-        return _read(self.path(name))
+        self.path(name)
+        return self._read(name)[0]
 
     def try_acquire(self, name: str, owner: str, *, process_bound: bool) -> tuple[bool, Lease]:
         """Take or renew the lease if it is free, expired, abandoned or already ours; (taken, current lease)."""
-        path = self.path(name)
-        with self._guard(name):
+        self.path(name)
+        for _ in range(_MAX_RACES):
             now = self.clock()
-            current = _read(path)
+            current, version = self._read(name)
             if current is not None and current.owner != owner and not current.expired(now) and not current.owner_is_dead():
                 return False, current
-            if current is not None and current.owner != owner:
-                why = "expired" if current.expired(now) else "its process is gone"
-                log.warning("lock %s: taking over the lease of %s (%s)", name, current.describe(), why)
             stamp = now.isoformat()
             lease = Lease(
                 name=name,
@@ -138,8 +141,15 @@ class WriterLocks:
                 expires_at=(now + self.lease).isoformat(),
                 process_bound=process_bound,
             )
-            _write(path, lease)
-            return True, lease
+            text = json.dumps(asdict(lease), indent=2)
+            written = self.store.create(name, text) if version is None else self.store.replace(name, text, version)
+            if written:
+                if current is not None and current.owner != owner:
+                    why = "expired" if current.expired(now) else "its process is gone"
+                    log.warning("lock %s: took over the lease of %s (%s)", name, current.describe(), why)
+                return True, lease
+            # Another writer wrote the lease between our read and our write: decide again on what it wrote.
+        raise _too_many_races(self.path(name))
 
     def acquire(self, name: str, owner: str, *, wait: timedelta, process_bound: bool) -> Lease:
         """Take the lease, waiting up to `wait` for its holder; WarehouseBusy names the holder on timeout."""
@@ -172,29 +182,34 @@ class WriterLocks:
 
     def release(self, name: str, owner: str) -> bool:
         """Release our lease; False if it was not held at all. LeaseLost if someone else holds it now."""
-        path = self.path(name)
-        with self._guard(name):
-            current = _read(path)
+        self.path(name)
+        for _ in range(_MAX_RACES):
+            current, version = self._read(name)
             if current is None:
                 return False
             if current.owner != owner:
                 raise LeaseLost(f"{owner} cannot release the {name} lease: it is held by {current.describe()}")
-            path.unlink()
-            return True
+            if self.store.release(name, version):
+                return True
+        raise _too_many_races(self.path(name))
 
-    @contextmanager
-    def _guard(self, name: str) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / f"{name}.guard", "a") as guard:
-            fcntl.flock(guard, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(guard, fcntl.LOCK_UN)
+    def _read(self, name: str) -> tuple[Lease | None, str | None]:
+        stored = self.store.read(name)
+        if stored is None:
+            return None, None
+        if stored.text is None:  # released, its place kept
+            return None, stored.version
+        return Lease(**json.loads(stored.text)), stored.version
 
 
 def locks_for(settings: Settings) -> WriterLocks:
-    return WriterLocks(settings.warehouse, lease=timedelta(minutes=settings.writer_lock.lease_minutes))
+    """The warehouse's leases; on `s3a://`, reached with Spark's own s3a endpoint and keys (no Spark started)."""
+    on_s3 = settings.warehouse.partition("://")[0] in S3_SCHEMES
+    return WriterLocks(
+        settings.warehouse,
+        lease=timedelta(minutes=settings.writer_lock.lease_minutes),
+        s3=s3_connection(settings) if on_s3 else None,
+    )
 
 
 def take(settings: Settings, names: Iterable[str], owner: str, *, process_bound: bool = False) -> list[Lease]:
@@ -230,18 +245,14 @@ def holding(settings: Settings, names: Iterable[str], owner: str | None = None) 
         release(settings, taken, owner)
 
 
-def _read(path: Path) -> Lease | None:
-    try:
-        return Lease(**json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
+# Each lost race means another writer's write went through, so a decision that keeps losing is a store
+# that refuses every conditional write (a misbehaving server), not contention.
+_MAX_RACES = 50
 
 
-def _write(path: Path, lease: Lease) -> None:
-    # Readers outside the guard (status, error messages) never see half a file.
-    scratch = path.with_suffix(f".{os.getpid()}.tmp")
-    scratch.write_text(json.dumps(asdict(lease), indent=2))
-    os.replace(scratch, path)
+def _too_many_races(location: Path | str) -> LeaseStoreError:
+    return LeaseStoreError(f"{location}: {_MAX_RACES} conditional writes in a row were refused, each after a fresh "
+                           "read; the store does not honour If-Match / If-None-Match as expected")
 
 
 def _pid_alive(pid: int) -> bool:

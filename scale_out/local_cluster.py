@@ -80,6 +80,8 @@ class Layout:
     webui_port: int = 8090  # the master's; worker i (1, 2) serves its UI on webui_port + i
     s3_port: int = 9000
     workers: int = 2
+    # False: s3proxy alone, no Spark master or workers (tests of what needs only the object store).
+    spark: bool = True
     worker_cores: int = 1
     worker_memory: str = "2g"
     bucket: str = "lakehouse"
@@ -94,6 +96,8 @@ class Layout:
 
     @property
     def ports(self) -> tuple[int, ...]:
+        if not self.spark:
+            return (self.s3_port,)
         worker_ui = tuple(self.webui_port + i for i in range(1, self.workers + 1))
         return (self.master_port, self.webui_port, *worker_ui, self.s3_port)
 
@@ -166,17 +170,18 @@ def up(layout: Layout, environ: Mapping[str, str] | None = None, say: Say = prin
             t0 = time.monotonic()
             started.append(_start_s3proxy(layout, jar, access_key, secret_key))
             _write_state(layout, started)
-            started.append(_start_master(layout))
-            _write_state(layout, started)
-            for number in range(1, layout.workers + 1):
-                started.append(_start_worker(layout, number))
+            if layout.spark:
+                started.append(_start_master(layout))
                 _write_state(layout, started)
-            say(f"started s3proxy, master and {layout.workers} workers (pids "
+                for number in range(1, layout.workers + 1):
+                    started.append(_start_worker(layout, number))
+                    _write_state(layout, started)
+            say(f"started {', '.join(c.name for c in started)} (pids "
                 f"{', '.join(str(c.pid) for c in started)}); waiting for them to answer")
             _wait_until_serving(layout, started, say)
-            say(f"up in {time.monotonic() - t0:.1f} s: master {layout.master_url} "
-                f"(UI http://{HOST}:{layout.webui_port}), {layout.workers} workers ALIVE, "
-                f"S3 {layout.s3_endpoint} bucket {layout.bucket!r}")
+            spark = (f"master {layout.master_url} (UI http://{HOST}:{layout.webui_port}), {layout.workers} workers ALIVE, "
+                     if layout.spark else "")
+            say(f"up in {time.monotonic() - t0:.1f} s: {spark}S3 {layout.s3_endpoint} bucket {layout.bucket!r}")
         except BaseException:
             say("stopping what was started")
             _stop_all(layout, started, say)
@@ -284,6 +289,8 @@ def _serving_progress(layout: Layout) -> str | None:
     missing = []
     if not _s3_answers(layout):
         missing.append(f"S3 port {layout.s3_port} not answering yet")
+    if not layout.spark:
+        return "; ".join(missing) or None
     try:
         alive = alive_workers(layout)
     except (OSError, ValueError):

@@ -1,4 +1,8 @@
-"""One writer per table: the warehouse leases, with real processes and real files (no Spark)."""
+"""One writer per table: the warehouse leases, with real processes and real files (no Spark).
+
+The cases that take `new_locks` run again against a real S3 server in
+tests/cluster/test_s3_writer_lock.py, which gives `new_locks` a warehouse on `s3a://`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jobs.config import PROJECT_ROOT, load_settings
+from jobs.config import PROJECT_ROOT, ConfigError, load_settings
+from jobs.lease_store import s3_connection
 from jobs.writer_lock import (
     LeaseLost,
     WarehouseBusy,
@@ -25,16 +30,22 @@ from jobs.writer_lock import (
 HOUR = timedelta(hours=1)
 
 
-def test_a_free_lease_is_taken_and_released(tmp_path):
-    locks = WriterLocks(str(tmp_path), lease=HOUR)
+@pytest.fixture
+def new_locks(tmp_path):
+    """WriterLocks of a fresh warehouse, here a local folder."""
+    return lambda **options: WriterLocks(str(tmp_path), **options)
+
+
+def test_a_free_lease_is_taken_and_released(new_locks):
+    locks = new_locks(lease=HOUR)
     lease = locks.acquire("marts", "run-a", wait=timedelta(0), process_bound=False)
     assert locks.holder("marts") == lease and lease.owner == "run-a"
     assert locks.release("marts", "run-a") is True
     assert locks.holder("marts") is None
 
 
-def test_another_owner_fails_after_waiting_naming_the_holder(tmp_path):
-    locks = WriterLocks(str(tmp_path), lease=HOUR, poll_seconds=0.05)
+def test_another_owner_fails_after_waiting_naming_the_holder(new_locks):
+    locks = new_locks(lease=HOUR, poll_seconds=0.05)
     locks.acquire("marts", "airflow:lakehouse_marts:run-a", wait=timedelta(0), process_bound=False)
     started = time.monotonic()
     with pytest.raises(WarehouseBusy, match="marts tables are being written by airflow:lakehouse_marts:run-a"):
@@ -43,9 +54,9 @@ def test_another_owner_fails_after_waiting_naming_the_holder(tmp_path):
     assert locks.holder("marts").owner == "airflow:lakehouse_marts:run-a"
 
 
-def test_the_same_owner_takes_its_lease_again_and_extends_it(tmp_path):
+def test_the_same_owner_takes_its_lease_again_and_extends_it(new_locks):
     now = [datetime(2026, 1, 5, 12, tzinfo=timezone.utc)]
-    locks = WriterLocks(str(tmp_path), lease=HOUR, clock=lambda: now[0])
+    locks = new_locks(lease=HOUR, clock=lambda: now[0])
     first = locks.acquire("marts", "run-a", wait=timedelta(0), process_bound=False)
     now[0] += timedelta(minutes=50)
     again = locks.acquire("marts", "run-a", wait=timedelta(0), process_bound=False)
@@ -53,9 +64,9 @@ def test_the_same_owner_takes_its_lease_again_and_extends_it(tmp_path):
     assert datetime.fromisoformat(again.expires_at) == now[0] + HOUR
 
 
-def test_an_expired_lease_is_taken_over(tmp_path):
+def test_an_expired_lease_is_taken_over(new_locks):
     now = [datetime(2026, 1, 5, 12, tzinfo=timezone.utc)]
-    locks = WriterLocks(str(tmp_path), lease=HOUR, clock=lambda: now[0])
+    locks = new_locks(lease=HOUR, clock=lambda: now[0])
     locks.acquire("marts", "run-a", wait=timedelta(0), process_bound=False)
     now[0] += HOUR
     assert locks.acquire("marts", "run-b", wait=timedelta(0), process_bound=False).owner == "run-b"
@@ -72,8 +83,8 @@ def test_a_lease_of_a_command_whose_process_is_gone_is_free_at_once(tmp_path):
     assert locks.acquire("bronze", "command:alive", wait=timedelta(0), process_bound=True).owner == "command:alive"
 
 
-def test_leases_of_different_groups_do_not_block_each_other(tmp_path):
-    locks = WriterLocks(str(tmp_path), lease=HOUR)
+def test_leases_of_different_groups_do_not_block_each_other(new_locks):
+    locks = new_locks(lease=HOUR)
     locks.acquire("marts", "run-a", wait=timedelta(0), process_bound=False)
     assert locks.acquire("bronze", "run-b", wait=timedelta(0), process_bound=False).owner == "run-b"
 
@@ -83,8 +94,10 @@ def test_an_unknown_lock_name_is_refused(tmp_path):
         WriterLocks(str(tmp_path), lease=HOUR).path("gold")
 
 
-def test_a_warehouse_on_object_storage_is_refused_rather_than_left_unprotected():
-    with pytest.raises(WriterLockUnsupported, match="s3a://bucket/warehouse"):
+def test_a_warehouse_on_storage_without_a_lease_store_is_refused_rather_than_left_unprotected():
+    with pytest.raises(WriterLockUnsupported, match="gs://bucket/warehouse"):
+        WriterLocks("gs://bucket/warehouse", lease=HOUR)
+    with pytest.raises(WriterLockUnsupported, match="need the S3 connection"):
         WriterLocks("s3a://bucket/warehouse", lease=HOUR)
 
 
@@ -130,9 +143,9 @@ def test_two_processes_writing_at_once_take_turns_as_if_run_one_after_the_other(
     assert lines == [f"{first} {i}" for i in range(5)] + [f"{second} {i}" for i in range(5)]
 
 
-def test_a_run_step_whose_lease_was_taken_over_fails_at_once_instead_of_writing_after_the_other(tmp_path):
+def test_a_run_step_whose_lease_was_taken_over_fails_at_once_instead_of_writing_after_the_other(new_locks):
     now = [datetime(2026, 1, 5, 12, tzinfo=timezone.utc)]
-    locks = WriterLocks(str(tmp_path), lease=HOUR, clock=lambda: now[0])
+    locks = new_locks(lease=HOUR, clock=lambda: now[0])
     locks.acquire("marts", "airflow:lakehouse_backfill:run-a", wait=timedelta(0), process_bound=False)
     now[0] += HOUR  # run-a stalled between build and publish past its lease
     locks.acquire("marts", "airflow:lakehouse_marts:run-b", wait=timedelta(0), process_bound=False)
@@ -140,8 +153,8 @@ def test_a_run_step_whose_lease_was_taken_over_fails_at_once_instead_of_writing_
         locks.renew("marts", "airflow:lakehouse_backfill:run-a")
 
 
-def test_a_run_step_renews_its_own_lease_and_takes_a_free_one(tmp_path):
-    locks = WriterLocks(str(tmp_path), lease=HOUR)
+def test_a_run_step_renews_its_own_lease_and_takes_a_free_one(new_locks):
+    locks = new_locks(lease=HOUR)
     assert locks.renew("marts", "run-a").owner == "run-a"  # free: a step rerun alone after the run ended
     assert locks.renew("marts", "run-a").owner == "run-a"
 
@@ -158,3 +171,24 @@ def test_a_writing_command_waits_for_the_lease_holder_and_releases_its_own_lease
     assert time.monotonic() - started >= 1.5  # it waited for run-a's lease to end
     assert "below the minimum" in capsys.readouterr().err
     assert sorted(p.name for p in (warehouse / "_locks").glob("*.json")) == []
+
+
+def test_the_s3_connection_is_spark_s3a_endpoint_and_keys_from_the_cluster_configuration():
+    settings = load_settings("cluster", warehouse="s3a://lakehouse/warehouse")
+    s3 = s3_connection(settings, environ={"LAKEHOUSE_S3_ACCESS_KEY": "key-id", "LAKEHOUSE_S3_SECRET_KEY": "key-secret"})
+    assert (s3.endpoint_url, s3.path_style, s3.access_key, s3.secret_key) == ("http://127.0.0.1:9000", True, "key-id", "key-secret")
+    assert "LAKEHOUSE_S3_SECRET_KEY" in s3.keys_from and "key-secret" not in s3.keys_from
+
+
+def test_an_s3_endpoint_given_as_a_bare_host_takes_its_scheme_from_the_ssl_setting():
+    keys = {"LAKEHOUSE_S3_ACCESS_KEY": "k", "LAKEHOUSE_S3_SECRET_KEY": "s"}
+    for ssl, scheme in (("false", "http"), ("true", "https")):
+        settings = load_settings("cluster", overrides={"spark": {"extra_conf": {
+            "spark.hadoop.fs.s3a.endpoint": "minio.internal:9000", "spark.hadoop.fs.s3a.connection.ssl.enabled": ssl}}})
+        assert s3_connection(settings, environ=keys).endpoint_url == f"{scheme}://minio.internal:9000"
+
+
+def test_a_missing_s3_key_variable_is_named_before_anything_is_written():
+    settings = load_settings("cluster", warehouse="s3a://lakehouse/warehouse")
+    with pytest.raises(ConfigError, match="LAKEHOUSE_S3_SECRET_KEY is not set .*fs.s3a.secret.key of the cluster configuration"):
+        s3_connection(settings, environ={"LAKEHOUSE_S3_ACCESS_KEY": "key-id"})

@@ -22,12 +22,13 @@ class RunningCluster:
     up_seconds: float
 
 
-def free_layout(state_dir) -> Layout:
-    """Ports nobody listens on: master, its UI, the two workers' UIs (UI + 1, + 2) and S3; below Linux's
-    ephemeral range (32768 and up), so no outgoing connection takes one between this check and `up`."""
+def free_layout(state_dir, *, spark: bool = True) -> Layout:
+    """Ports nobody listens on: master, its UI, the two workers' UIs (UI + 1, + 2) and S3 (only S3 without
+    `spark`); below Linux's ephemeral range (32768 and up), so no outgoing connection takes one between
+    this check and `up`."""
     for _ in range(100):
         master, webui, s3 = random.randrange(20000, 24000), random.randrange(24000, 28000), random.randrange(28000, 32000)
-        layout = Layout(state_dir=state_dir, master_port=master, webui_port=webui, s3_port=s3)
+        layout = Layout(state_dir=state_dir, master_port=master, webui_port=webui, s3_port=s3, spark=spark)
         if all(local_cluster.port_is_free(port) for port in layout.ports):
             return layout
     raise RuntimeError("no free ports found")
