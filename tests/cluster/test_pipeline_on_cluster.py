@@ -1,0 +1,120 @@
+"""The pipeline end to end on the local cluster (issue #13, point 3): `python -m jobs run` with the `cluster`
+configuration (a Spark standalone master with two workers, the warehouse on `s3a://` on s3proxy) publishes
+the same marts as a local run of the same events, and delta-rs reads them back from the S3 server.
+
+Both runs are the operator's command in a process of its own; only the configuration differs: a copy of
+`conf/` whose `cluster.yaml` names this test's ports (what an operator edits for real machines), and
+`LAKEHOUSE_ENV` / `LAKEHOUSE_WAREHOUSE`. The marts are compared through delta-rs on both sides, rows
+sorted, floating-point values to 9 decimals (sums may be added in another order on another layout).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from deltalake import DeltaTable
+
+from jobs import pipeline
+from jobs.config import PROJECT_ROOT, load_settings
+from tests.cluster.support import ACCESS_KEY, KEYS, SECRET_KEY
+
+RUN_TIMEOUT_S = 1500
+MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()  # wraps the customers' keys at landing
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory):
+    """One simulated history, landed and published twice: on the cluster with its warehouse on S3, and
+    locally with the CI configuration."""
+    layout = cluster.layout
+    root = tmp_path_factory.mktemp("pipeline_on_cluster")
+    conf = cluster_conf(root / "conf", layout)
+    base = {key: value for key, value in os.environ.items() if not key.startswith("LAKEHOUSE_")}
+    base |= {"LAKEHOUSE_CONF_DIR": str(conf), "LAKEHOUSE_MASTER_KEY": MASTER_KEY, "PYTHONPATH": str(PROJECT_ROOT)}
+    landing = root / "landing"
+    command = [sys.executable, "-m", "jobs", "simulate", "--out", str(landing), "--days", "3", "--tenants", "1", "--seed", "3"]
+    subprocess.run(command, env={**base, "LAKEHOUSE_ENV": "ci"}, cwd=root, check=True, capture_output=True, text=True)
+
+    on_cluster = {**base, **KEYS, "LAKEHOUSE_ENV": "cluster",
+                  "LAKEHOUSE_WAREHOUSE": f"s3a://{layout.bucket}/pipeline-on-cluster/warehouse"}
+    local = {**base, "LAKEHOUSE_ENV": "ci", "LAKEHOUSE_WAREHOUSE": str(root / "local-warehouse")}
+    result = {"root": root, "conf": conf, "environ": {"cluster": on_cluster, "local": local}}
+    for name, environ in (("cluster", on_cluster), ("local", local)):
+        workdir = root / f"cwd-{name}"
+        workdir.mkdir()
+        started = time.monotonic()
+        process = subprocess.run(
+            [sys.executable, "-m", "jobs", "run", "--landing", str(landing), "--run-id", f"e2e-{name}"],
+            env=environ, cwd=workdir, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+        )
+        result[name] = process
+        result[f"{name}_seconds"] = time.monotonic() - started
+        print(f"{name} run: {result[f'{name}_seconds']:.0f} s")
+    return result
+
+
+def test_the_run_on_the_cluster_publishes_every_mart_to_s3_as_the_local_run_does(runs, cluster):
+    for name in ("cluster", "local"):
+        assert runs[name].returncode == 0, f"{name} run failed:\n{(runs[name].stdout + runs[name].stderr)[-6000:]}"
+    layout = cluster.layout
+    cluster_settings = load_settings("cluster", conf_dir=runs["conf"], environ=runs["environ"]["cluster"])
+    local_settings = load_settings("ci", conf_dir=runs["conf"], environ=runs["environ"]["local"])
+    assert cluster_settings.warehouse.startswith("s3a://") and cluster_settings.spark.master == layout.master_url
+    assert cluster_settings.marts.enabled == local_settings.marts.enabled
+    storage_options = {"AWS_ENDPOINT_URL": layout.s3_endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+                       "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+
+    differing = []
+    for mart in local_settings.marts.enabled:
+        on_s3 = pipeline.gold_path(cluster_settings, mart).replace("s3a://", "s3://", 1)
+        published = DeltaTable(on_s3, storage_options=storage_options)
+        expected = rows_of(DeltaTable(pipeline.gold_path(local_settings, mart)))
+        if rows_of(published) != expected:
+            differing.append(mart)
+        assert published.schema().to_arrow() == DeltaTable(pipeline.gold_path(local_settings, mart)).schema().to_arrow(), mart
+        assert expected, f"{mart}: the local run published no rows, so the comparison would prove nothing"
+    assert differing == []
+
+    # The tables are on the S3 server (its filesystem backend), nothing beside the cluster's driver.
+    on_disk = layout.s3_data / layout.bucket / "pipeline-on-cluster" / "warehouse"
+    assert (on_disk / "gold" / "orders" / "_delta_log").is_dir()
+    assert list((runs["root"] / "cwd-cluster").iterdir()) == []
+
+
+def rows_of(table: DeltaTable) -> list[tuple]:
+    """The table's rows as sorted tuples of comparable values."""
+    return sorted((tuple(_comparable(value) for value in row.values()) for row in table.to_pyarrow_table().to_pylist()), key=repr)
+
+
+def _comparable(value):
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else round(value, 9)
+    if isinstance(value, (list, tuple)):
+        return tuple(_comparable(item) for item in value)
+    if isinstance(value, dict):
+        return tuple(sorted((key, _comparable(item)) for key, item in value.items()))
+    if isinstance(value, (Decimal, date, datetime, str, int, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def cluster_conf(folder: Path, layout) -> Path:
+    """The project's configuration, with the cluster overlay pointing at this test's master and S3 server."""
+    shutil.copytree(PROJECT_ROOT / "conf", folder)
+    overlay = yaml.safe_load((folder / "cluster.yaml").read_text())
+    overlay["spark"]["master"] = layout.master_url
+    overlay["spark"]["extra_conf"]["spark.hadoop.fs.s3a.endpoint"] = layout.s3_endpoint
+    (folder / "cluster.yaml").write_text(yaml.safe_dump(overlay))
+    return folder
