@@ -266,7 +266,7 @@ class S3LeaseStore:
                        Body=text.encode("utf-8"), ContentType="application/json", IfNoneMatch="*")
         except _Refused:
             return False
-        if self._generations(name)[-1] != generation:
+        if self._generations(name)[-1:] != [generation]:
             # A listing need not be a snapshot: one taken while the newest generation was being written
             # and an old one cleaned up can miss both, and this writer then recreated a cleaned-up one.
             # It does not hold the lease; the lock reads the newest again and decides again.
