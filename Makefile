@@ -31,14 +31,18 @@ demo: setup
 
 # The suite CI runs (.ci/run). The end-to-end stories marked `slow` (Airflow's `dags test` runs, the
 # erasure audit) take most of an hour more on two cores: `make test-slow` runs them, `make test-all` both.
+# TEST_WORKERS test processes (pytest-xdist), each with its own Spark session, take whole test files;
+# TEST_WORKERS=0 runs everything in one process (easier to debug, and to read its output).
+TEST_WORKERS ?= 2
+PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: setup
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-slow: setup
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -m slow $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-all: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The failure scenarios of issue #12 (tests/scenarios/, also part of `make test`): runs them, then prints
 # the table of what each one injected and what came of it (README "What happens when…").

@@ -5,11 +5,18 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("LAKEHOUSE_ENV", "ci")
+# pytest-xdist's workers (make test) run with a `__main__` that has neither a spec nor a file, which
+# pyspark.sql.connect.utils takes for its own doctest runner: it then exits the process when Spark
+# Connect's gRPC extras are missing. Give that module a file name so pyspark sees an ordinary program.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
 # py4j logs at INFO from finalizers after pytest closed its capture streams ("Logging error").
 logging.getLogger("py4j").setLevel(logging.WARNING)
 
