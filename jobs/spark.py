@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import sys
-from typing import TYPE_CHECKING, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 from jobs.config import ConfigError, Settings, read_secret
 
@@ -57,9 +60,23 @@ def get_spark(settings: Settings) -> "SparkSession":
     builder = SparkSession.builder
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    with _fetching_packages(settings.spark.ivy_dir):
+        session = builder.getOrCreate()
     set_hadoop_secrets(session, secrets)
     return session
+
+
+@contextmanager
+def _fetching_packages(ivy_dir: str) -> Iterator[None]:
+    """Hold the ivy folder's lock while Spark starts: a JVM's start fetches `spark.jars.packages` missing
+    from that folder, and two processes fetching the same package at once (parallel Airflow tasks or
+    tests on a fresh machine) can each write the same jar. Starts on one machine take turns; the lock
+    goes with the process."""
+    folder = Path(ivy_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".fetch.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def set_hadoop_secrets(session: "SparkSession", secrets: dict[str, str]) -> None:
