@@ -421,7 +421,9 @@ def ensure_s3proxy_jar(jar_dir: Path, say: Say = print) -> Path:
     if jar.exists():
         return jar
     jar_dir.mkdir(parents=True, exist_ok=True)
-    partial = jar.with_suffix(".part")
+    # One partial file per download: two clusters started at once on a fresh machine download side by side,
+    # and each renames its own checked copy into place (the same bytes).
+    partial = jar.with_suffix(f".{secrets.token_hex(6)}.part")
     say(f"downloading s3proxy {S3PROXY_VERSION} (55 MB, once) from {S3PROXY_URL}")
     t0 = time.monotonic()
     try:
@@ -442,7 +444,7 @@ def ensure_s3proxy_jar(jar_dir: Path, say: Say = print) -> Path:
         partial.unlink(missing_ok=True)
         raise ClusterError(f"s3proxy download from {S3PROXY_URL} has SHA-1 {digest.hexdigest()}, "
                            f"Maven Central says {expected}: not kept")
-    partial.rename(jar)
+    partial.replace(jar)
     say(f"downloaded {jar.stat().st_size / 1e6:.0f} MB in {time.monotonic() - t0:.1f} s, SHA-1 checked: {jar}")
     return jar
 

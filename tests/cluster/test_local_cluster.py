@@ -8,6 +8,8 @@ offline in about 10 to 20 seconds.
 from __future__ import annotations
 
 import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -74,3 +76,13 @@ def test_down_stops_every_pid_frees_every_port_and_empties_the_work_dirs(cluster
     local_cluster.down(layout, say=messages.append)
     assert messages[-1].startswith("not running"), messages
     print(f"down in {seconds:.1f} s")
+
+
+def test_downloads_of_the_s3proxy_jar_at_once_each_keep_a_checked_copy(tmp_path):
+    # Two clusters started at once on a fresh machine (parallel tests, two operators) fetch side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jars = list(pool.map(lambda _: local_cluster.ensure_s3proxy_jar(tmp_path, say=lambda _: None), range(2)))
+
+    assert jars[0] == jars[1] == tmp_path / local_cluster.S3PROXY_JAR
+    assert [path.name for path in tmp_path.iterdir()] == [local_cluster.S3PROXY_JAR]  # no partial file left
+    assert zipfile.ZipFile(jars[0]).testzip() is None
