@@ -91,10 +91,11 @@ def test_the_run_on_the_cluster_publishes_every_mart_to_s3_as_the_local_run_does
     for mart in local_settings.marts.enabled:
         on_s3 = pipeline.gold_path(cluster_settings, mart).replace("s3a://", "s3://", 1)
         published = DeltaTable(on_s3, storage_options=storage_options)
-        expected = rows_of(DeltaTable(pipeline.gold_path(local_settings, mart)))
+        local = DeltaTable(pipeline.gold_path(local_settings, mart))
+        expected = rows_of(local)
         if rows_of(published) != expected:
             differing.append(mart)
-        assert published.schema().to_arrow() == DeltaTable(pipeline.gold_path(local_settings, mart)).schema().to_arrow(), mart
+        assert published.schema().to_arrow() == local.schema().to_arrow(), mart
         assert expected, f"{mart}: the local run published no rows, so the comparison would prove nothing"
     assert differing == []
 
