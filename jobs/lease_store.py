@@ -184,6 +184,18 @@ class S3Connection:
     # Where the keys come from, for messages that must name them but never show them.
     keys_from: str = ""
 
+    def object_store_options(self) -> dict[str, str]:
+        """The same connection as storage options of delta-rs (the `deltalake` package) and other
+        readers built on Rust's object_store: `DeltaTable("s3://…", storage_options=…)`."""
+        options = {"AWS_REGION": self.region, "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false" if self.path_style else "true"}
+        if self.endpoint_url:
+            options["AWS_ENDPOINT_URL"] = self.endpoint_url
+            if self.endpoint_url.startswith("http://"):
+                options["AWS_ALLOW_HTTP"] = "true"
+        keys = {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_SESSION_TOKEN": self.session_token}
+        return options | {name: value for name, value in keys.items() if value}
+
 
 def s3_connection(settings: Settings, environ: Mapping[str, str] | None = None) -> S3Connection:
     """The S3 connection of Spark's s3a settings: `spark.extra_conf`'s `spark.hadoop.fs.s3a.*` and the

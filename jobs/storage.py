@@ -16,11 +16,13 @@ import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from jobs.config import Settings
 
 # Output that becomes visible only when its stream closes (and can be abandoned before): an object
 # store's single PUT. Elsewhere a partly written file would be visible, so the text goes to a temporary
@@ -113,6 +115,22 @@ def delete(spark: "SparkSession", path: str) -> bool:
     """Delete the file, or the folder and everything under it; False where there was nothing."""
     fs, hadoop_path = _resolve(spark, path)
     return bool(fs.delete(hadoop_path, True))
+
+
+def delta_rs_location(
+    settings: "Settings", path: str, environ: "Mapping[str, str] | None" = None
+) -> tuple[str, dict[str, str]]:
+    """How delta-rs (the `deltalake` package) opens a table of the warehouse: a local path as it is; an
+    `s3a://` one as `s3://`, with storage options from Spark's own s3a settings (endpoint, path style,
+    keys from the environment: `jobs.lease_store.s3_connection`), so nothing is configured twice."""
+    from jobs.lease_store import S3_SCHEMES, s3_connection
+
+    scheme = urlparse(path).scheme
+    if scheme in ("", "file"):
+        return path, {}
+    if scheme not in S3_SCHEMES:
+        raise ValueError(f"{path}: delta-rs is given local paths and {', '.join(S3_SCHEMES)}:// ones here")
+    return "s3" + path[len(scheme):], s3_connection(settings, environ).object_store_options()
 
 
 def hadoop_uri(path: str) -> str:

@@ -67,3 +67,38 @@ def test_deleting_a_folder_removes_everything_under_it_and_leaves_its_siblings(s
 
     assert not (tmp_path / "staging" / "run_1").exists()
     assert [e.name for e in storage.list_dir(spark, f"{tmp_path}/staging")] == ["run_2"]
+
+
+KEYS = {"LAKEHOUSE_S3_ACCESS_KEY": "key-id", "LAKEHOUSE_S3_SECRET_KEY": "key-secret"}
+
+
+def test_delta_rs_opens_an_s3a_table_as_s3_with_the_connection_spark_is_given():
+    from jobs.config import load_settings
+
+    settings = load_settings("cluster", warehouse="s3a://lakehouse/warehouse")
+    location, options = storage.delta_rs_location(settings, "s3a://lakehouse/warehouse/bronze/events", KEYS)
+    assert location == "s3://lakehouse/warehouse/bronze/events"
+    # conf/cluster.yaml: http://127.0.0.1:9000, path-style, keys from the variables it names.
+    assert options == {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+        "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false", "AWS_ACCESS_KEY_ID": "key-id", "AWS_SECRET_ACCESS_KEY": "key-secret",
+    }
+
+
+def test_delta_rs_reaches_aws_itself_over_tls_with_its_own_credential_chain_when_nothing_is_configured():
+    from jobs.config import load_settings
+
+    settings = load_settings("ci", warehouse="s3a://bucket/w", overrides={"spark": {"extra_conf": {}, "hadoop_conf_from_env": {}}})
+    location, options = storage.delta_rs_location(settings, "s3a://bucket/w/gold/orders", environ={})
+    assert location == "s3://bucket/w/gold/orders"
+    assert options == {"AWS_REGION": "us-east-1", "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "true"}
+
+
+def test_delta_rs_is_given_a_local_table_as_it_is_and_no_other_scheme():
+    from jobs.config import load_settings
+
+    settings = load_settings("ci", warehouse="/tmp/warehouse")
+    assert storage.delta_rs_location(settings, "/tmp/warehouse/gold/orders") == ("/tmp/warehouse/gold/orders", {})
+    assert storage.delta_rs_location(settings, "file:/tmp/warehouse/gold/orders") == ("file:/tmp/warehouse/gold/orders", {})
+    with pytest.raises(ValueError, match="gs://bucket/w: delta-rs is given local paths and s3a:// ones here"):
+        storage.delta_rs_location(settings, "gs://bucket/w")

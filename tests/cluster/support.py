@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import random
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
+import yaml
+
+from jobs.config import PROJECT_ROOT, Settings, load_settings
 from scale_out import local_cluster
 from scale_out.local_cluster import Layout
 
@@ -20,6 +25,27 @@ class RunningCluster:
     pids: list[int]
     messages: list[str]  # what `up` said
     up_seconds: float
+
+
+def settings_on(server: RunningCluster, warehouse: str, **overlay) -> Settings:
+    """The `cluster` configuration pointed at this test's s3proxy: what a job or Airflow task would load."""
+    spark = {"extra_conf": {"spark.hadoop.fs.s3a.endpoint": server.layout.s3_endpoint}}
+    return load_settings("cluster", warehouse=warehouse, overrides={"spark": spark, **overlay})
+
+
+def cluster_conf(folder: Path, layout, marts: tuple[str, ...] | None) -> Path:
+    """The project's configuration, with the cluster overlay pointing at this test's master and S3 server,
+    and `marts` enabled in both overlays (None: as configured)."""
+    shutil.copytree(PROJECT_ROOT / "conf", folder)
+    for name in ("cluster.yaml", "ci.yaml"):
+        overlay = yaml.safe_load((folder / name).read_text())
+        if name == "cluster.yaml":
+            overlay["spark"]["master"] = layout.master_url
+            overlay["spark"]["extra_conf"]["spark.hadoop.fs.s3a.endpoint"] = layout.s3_endpoint
+        if marts is not None:
+            overlay["marts"] = {**overlay.get("marts", {}), "enabled": list(marts)}
+        (folder / name).write_text(yaml.safe_dump(overlay))
+    return folder
 
 
 def free_layout(state_dir, *, spark: bool = True) -> Layout:

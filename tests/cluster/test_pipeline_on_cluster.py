@@ -19,21 +19,18 @@ import base64
 import math
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-import yaml
 from deltalake import DeltaTable
 
 from jobs import pipeline
 from jobs.config import PROJECT_ROOT, load_settings
-from tests.cluster.support import ACCESS_KEY, KEYS, SECRET_KEY
+from tests.cluster.support import ACCESS_KEY, KEYS, SECRET_KEY, cluster_conf
 
 RUN_TIMEOUT_S = 1500
 EVERY_MART = None  # the configuration's own list
@@ -120,18 +117,3 @@ def _comparable(value):
     if isinstance(value, (Decimal, date, datetime, str, int, bool)) or value is None:
         return value
     return repr(value)
-
-
-def cluster_conf(folder: Path, layout, marts: tuple[str, ...] | None) -> Path:
-    """The project's configuration, with the cluster overlay pointing at this test's master and S3 server,
-    and `marts` enabled in both overlays (None: as configured)."""
-    shutil.copytree(PROJECT_ROOT / "conf", folder)
-    for name in ("cluster.yaml", "ci.yaml"):
-        overlay = yaml.safe_load((folder / name).read_text())
-        if name == "cluster.yaml":
-            overlay["spark"]["master"] = layout.master_url
-            overlay["spark"]["extra_conf"]["spark.hadoop.fs.s3a.endpoint"] = layout.s3_endpoint
-        if marts is not None:
-            overlay["marts"] = {**overlay.get("marts", {}), "enabled": list(marts)}
-        (folder / name).write_text(yaml.safe_dump(overlay))
-    return folder

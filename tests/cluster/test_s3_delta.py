@@ -14,7 +14,8 @@ import sys
 from deltalake import DeltaTable
 
 from scale_out.local_cluster import PROJECT_ROOT, master_status
-from tests.cluster.support import ACCESS_KEY, KEYS, SECRET_KEY
+from jobs.storage import delta_rs_location
+from tests.cluster.support import KEYS, settings_on
 
 PROBE_TIMEOUT_S = 300
 
@@ -32,9 +33,10 @@ def test_a_delta_table_written_by_the_cluster_to_s3_reads_back_with_deltalake(cl
     )
     assert probe.returncode == 0, probe.stderr[-4000:]
     seen = json.loads(probe.stdout.strip().splitlines()[-1])
-    storage_options = {"AWS_ENDPOINT_URL": layout.s3_endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
-                       "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    read_by_delta_rs = DeltaTable(f"s3://{table}", storage_options=storage_options)
+    # What the benchmark's DuckDB reference does to read bronze: the cluster configuration's own s3a settings.
+    location, storage_options = delta_rs_location(settings_on(cluster, f"s3a://{layout.bucket}"), f"s3a://{table}", KEYS)
+    assert location == f"s3://{table}"
+    read_by_delta_rs = DeltaTable(location, storage_options=storage_options)
 
     assert seen["master"] == layout.master_url and seen["executors"] == 2
     assert seen["rows"] == [["e1", 1250], ["e2", None], ["e3", 80]]

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jobs.config import PROJECT_ROOT, load_settings
+from jobs.config import PROJECT_ROOT
 from jobs.lease_store import LeaseStoreError, S3Connection, S3LeaseStore, s3_client
 from jobs.writer_lock import WriterLocks, locks_for
-from tests.cluster.support import ACCESS_KEY, KEYS, SECRET_KEY
+from tests.cluster.support import ACCESS_KEY, KEYS, SECRET_KEY, settings_on
 from tests.test_writer_lock import (  # noqa: F401 (collected here again, with this module's new_locks)
     test_a_free_lease_is_taken_and_released,
     test_a_run_step_renews_its_own_lease_and_takes_a_free_one,
@@ -33,12 +33,6 @@ from tests.test_writer_lock import (  # noqa: F401 (collected here again, with t
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
-
-
-def settings_on(server, warehouse: str, **overlay):
-    """The `cluster` configuration pointed at this test's s3proxy: what a job or Airflow task would load."""
-    spark = {"extra_conf": {"spark.hadoop.fs.s3a.endpoint": server.layout.s3_endpoint}}
-    return load_settings("cluster", warehouse=warehouse, overrides={"spark": spark, **overlay})
 
 
 @pytest.fixture(scope="module")
