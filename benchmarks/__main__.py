@@ -29,11 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--start-date", type=date.fromisoformat, default=defaults.start_date)
     parser.add_argument("--workdir", type=Path, default=defaults.workdir,
-                        help="simulated export and one warehouse per size (default .cache/bench)")
+                        help="simulated export, landing files and DuckDB's output (default .cache/bench)")
+    parser.add_argument("--warehouse-root",
+                        help="one warehouse per size under it (default: the workdir when the configuration's "
+                        "warehouse is local, else beside it: s3a://lakehouse/warehouse -> s3a://lakehouse/warehouse-bench)")
     parser.add_argument("--out", type=Path, default=defaults.out,
                         help="JSON results (default benchmarks/results/latest.json)")
     parser.add_argument("--env", choices=("local", "ci", "cluster"),
                         help="configuration overlay (default: LAKEHOUSE_ENV, then local)")
+    parser.add_argument("--cluster-state", type=Path, default=defaults.cluster_state,
+                        help="the state folder of `make cluster-up` (default .cache/cluster): when the configuration's "
+                        "master is that cluster's, its processes' memory is sampled with the driver's")
     parser.add_argument("--marts", type=_marts,
                         help="build only these marts, comma-separated (default: marts.enabled in conf/); must include "
                         "orders, basket_daily and customer_360. Partial figures: for quick checks, not the issue's")
@@ -53,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         start_date=args.start_date,
         workdir=_absolute(args.workdir),
+        warehouse_root=args.warehouse_root,
+        cluster_state=_absolute(args.cluster_state),
         out=_absolute(args.out),
         env=args.env,
         keep=args.keep,

@@ -266,8 +266,9 @@ class DuckDBResult:
         }
 
 
-def build_marts(bronze_path: str, out_dir: Path) -> DuckDBResult:
-    """Read bronze, parse the needed events, build and write the three marts; each step timed."""
+def build_marts(bronze_path: str, out_dir: Path, storage_options: dict[str, str] | None = None) -> DuckDBResult:
+    """Read bronze (a local path, or `s3://` with delta-rs's storage options), parse the needed events,
+    build and write the three marts; each step timed."""
     import duckdb
     import pyarrow as pa
     from deltalake import DeltaTable, QueryBuilder
@@ -285,7 +286,7 @@ def build_marts(bronze_path: str, out_dir: Path) -> DuckDBResult:
     started = time.perf_counter()
     # delta-rs's query engine reads only the needed columns and types; QueryBuilder rather than
     # to_pyarrow_table, which can abort the interpreter at exit (delta-rs #2184, see DESIGN).
-    table = DeltaTable(bronze_path)
+    table = DeltaTable(bronze_path, storage_options=storage_options)
     names = ", ".join(f"'{name}'" for name in EVENT_TYPES)
     reader = QueryBuilder().register("bronze", table).execute(
         "SELECT event_type, schema_version, tenant_id, stream_version, global_position, occurred_at, data "

@@ -4,7 +4,10 @@ timed, memory sampled throughout.
 
 Everything the pipeline does goes through `jobs.pipeline`'s steps (land, build, validate, publish)
 with the configuration `jobs.config.load_settings` gives for `--env`. The harness sets only:
-- the warehouse, one per size under `--workdir` (emptied before the size, deleted after it unless `--keep`);
+- the warehouse, one per size under the warehouse root (emptied before the size, deleted after it
+  unless `--keep`): `--workdir` when the configuration's warehouse is a local folder, else beside it
+  (`s3a://lakehouse/warehouse` -> `s3a://lakehouse/warehouse-bench`), so a benchmark on the `cluster`
+  overlay runs on its object store and never touches the configured warehouse;
 - the simulator's `events_per_tenant_per_day` (from the hourly batch, see workload.py);
 - `marts.enabled` = orders, basket_daily, customer_360 for the Spark side of the DuckDB comparison
   (and, with `--marts`, for the whole run: a quicker, partial benchmark, e.g. for the smoke test).
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from benchmarks import duckdb_marts, report, workload
 from benchmarks.memory import MemorySampler, gib
@@ -46,6 +50,8 @@ class Options:
     seed: int = 7
     start_date: date = date(2026, 1, 5)
     workdir: Path = PROJECT_ROOT / ".cache" / "bench"
+    warehouse_root: str | None = None  # default: the workdir, or beside a configured remote warehouse
+    cluster_state: Path = PROJECT_ROOT / ".cache" / "cluster"  # `make cluster-up`'s (scale_out.local_cluster)
     out: Path = PROJECT_ROOT / "benchmarks" / "results" / "latest.json"
     env: str | None = None  # LAKEHOUSE_ENV, else local
     keep: bool = False
@@ -106,9 +112,11 @@ def run(options: Options) -> dict[str, Any]:
     from jobs import pipeline  # noqa: F401 - fails early, before the long simulation, if Spark cannot import
 
     console = Console()
+    root = warehouse_root(options)
     # The session's settings: each size then has its own warehouse; this one only keeps Spark's own
-    # folder (spark.sql.warehouse.dir) inside the workdir.
-    base = _with_marts(load_settings(options.env, warehouse=str(options.workdir / "warehouse")), options.marts)
+    # folder (spark.sql.warehouse.dir) under the warehouse root.
+    base = _with_marts(load_settings(options.env, warehouse=f"{root}/warehouse"), options.marts)
+    sampled = cluster_processes(base, options.cluster_state)
     plan = workload.plan(options.sizes, options.hourly_fraction, options.hourly_of, options.tenants,
                          options.seed, options.start_date)
     options.workdir.mkdir(parents=True, exist_ok=True)
@@ -120,21 +128,24 @@ def run(options: Options) -> dict[str, Any]:
         "machine": report.machine_info(),
         "versions": report.versions(),
         "git": report.git_state(PROJECT_ROOT),
-        "configuration": _configuration(base, options),
+        "configuration": _configuration(base, options, root, sampled),
         "workload": plan.to_dict(),
         "sizes": [],
     }
     console.say(
         f"benchmark: histories {', '.join(report.short_count(s) for s in plan.sizes)} events, hourly batch "
         f"{', '.join(f'{n:,}' for n in dict.fromkeys(plan.hourly_lines.values()))} lines; env {base.env}, "
-        f"Spark {base.spark.master} with {base.spark.driver_memory} driver memory; workdir {options.workdir}"
+        f"Spark {base.spark.master} with {base.spark.driver_memory} driver memory; workdir {options.workdir}, "
+        f"warehouses under {root}"
     )
+    if sampled:
+        console.say("memory: also sampling the local cluster's " + ", ".join(f"{name} (pid {pid})" for name, pid in sampled))
     console.say(
         f"workload: {plan.tenants} tenants x {plan.events_per_tenant_per_day:,} events a day, "
         f"{plan.days} days simulated once (seed {plan.seed}); {document['machine']['cores']} cores, "
         f"{gib(document['machine']['memory_bytes'])}, load {document['machine']['load_average_at_start']}"
     )
-    with MemorySampler(options.sample_seconds) as sampler:
+    with MemorySampler(options.sample_seconds, also=[pid for _, pid in sampled]) as sampler:
         try:
             export_dir = options.workdir / "export"
             with Phase("simulate", console, sampler, "export") as simulated:
@@ -151,7 +162,7 @@ def run(options: Options) -> dict[str, Any]:
             document["spark_start_seconds"] = started.seconds
             for size in plan.sizes:
                 label = f"{report.short_count(size)}"
-                document["sizes"].append(_run_size(size, plan, export, base, options, console, sampler, label))
+                document["sizes"].append(_run_size(size, plan, export, root, options, console, sampler, label))
                 _finish(document, sampler, options, complete=False)
         except BaseException as error:
             document["error"] = f"{type(error).__name__}: {error}"
@@ -173,20 +184,22 @@ def _run_size(
     size: int,
     plan: workload.Plan,
     export: workload.Export,
-    base: Settings,
+    root: str,
     options: Options,
     console: Console,
     sampler: MemorySampler,
     label: str,
 ) -> dict[str, Any]:
-    from jobs import pipeline
+    from jobs import pipeline, storage
     from jobs.spark import get_spark
     from jobs.tables import BRONZE_EVENTS
 
+    # Landing files and DuckDB's output are local to the driver; the warehouse is where the root is.
     folder = options.workdir / f"size-{size}"
     shutil.rmtree(folder, ignore_errors=True)
-    settings = _with_marts(load_settings(base.env, warehouse=str(folder / "warehouse")), options.marts)
+    settings = _with_marts(load_settings(options.env, warehouse=f"{root}/size-{size}/warehouse"), options.marts)
     spark = get_spark(settings)
+    storage.delete(spark, settings.warehouse)
     history_dir, hourly_dir = folder / "landing" / "history", folder / "landing" / "hourly"
     history_lines, history_files = workload.cut(export, 0, size, history_dir)
     hourly_lines, hourly_files = workload.cut(export, size, plan.hourly_lines[size], hourly_dir)
@@ -219,10 +232,11 @@ def _run_size(
         _drop_caches(spark)
         with phase("three marts build") as three_marts:
             pipeline.build(three, "bench_three_marts", progress=three_marts.progress, full=True)
-        shutil.rmtree(settings.table_path("staging", "bench_three_marts"), ignore_errors=True)
+        storage.delete(spark, settings.table_path("staging", "bench_three_marts"))
 
     with phase("duckdb") as step:
-        duck = duckdb_marts.build_marts(BRONZE_EVENTS.path(settings.warehouse), folder / "duckdb")
+        bronze, storage_options = storage.delta_rs_location(settings, BRONZE_EVENTS.path(settings.warehouse))
+        duck = duckdb_marts.build_marts(bronze, folder / "duckdb", storage_options)
         step.progress(
             f"read {duck.events_read:,} events in {duck.read_seconds:.1f}s, parsed in {duck.parse_seconds:.1f}s, "
             + ", ".join(f"{mart} {rows:,} rows in {duck.marts_seconds[mart]:.1f}s" for mart, rows in duck.rows.items())
@@ -292,7 +306,31 @@ def _run_size(
     _drop_caches(spark)
     if not options.keep:
         shutil.rmtree(folder, ignore_errors=True)
+        storage.delete(spark, settings.warehouse)
     return result
+
+
+def warehouse_root(options: Options) -> str:
+    """Where the size's warehouses go: `--warehouse-root`, else the workdir when the configuration's
+    warehouse is a local folder, else beside the configured warehouse (`<warehouse>-bench`)."""
+    if options.warehouse_root:
+        return options.warehouse_root.rstrip("/")
+    configured = load_settings(options.env).warehouse
+    if urlparse(configured).scheme in ("", "file"):
+        return str(options.workdir)
+    return f"{configured.rstrip('/')}-bench"
+
+
+def cluster_processes(settings: Settings, state_dir: Path) -> list[tuple[str, int]]:
+    """The local cluster's processes (`make cluster-up`), when the configuration's master is its master:
+    their memory (executors are the workers' children) counts with the driver's. Nothing otherwise: a
+    cluster on other machines is not this machine's memory."""
+    from scale_out.local_cluster import Layout, running_components
+
+    master_url, components = running_components(Layout(state_dir=state_dir))
+    if master_url != settings.spark.master:
+        return []
+    return [(component.name, component.pid) for component in components]
 
 
 def _with_marts(settings: Settings, marts: tuple[str, ...] | None) -> Settings:
@@ -356,7 +394,7 @@ def _finish(document: dict[str, Any], sampler: MemorySampler, options: Options, 
     report.write_json(document, options.out)
 
 
-def _configuration(settings: Settings, options: Options) -> dict[str, Any]:
+def _configuration(settings: Settings, options: Options, root: str, sampled: list[tuple[str, int]]) -> dict[str, Any]:
     from jobs.spark import spark_conf
 
     conf = spark_conf(settings)
@@ -365,10 +403,13 @@ def _configuration(settings: Settings, options: Options) -> dict[str, Any]:
         "env": settings.env,
         "spark": {key: conf[key] for key in shown} | {"extra_conf": dict(settings.spark.extra_conf)},
         "marts_enabled": list(settings.marts.enabled),
+        "warehouse_root": root,
+        "memory_sampled": ["this process and its children (the Spark driver's JVM)",
+                           *(f"{name} (pid {pid}) and its children" for name, pid in sampled)],
         "hourly_fraction": options.hourly_fraction,
         "hourly_of": options.hourly_of,
         "set_by_the_harness": [
-            "warehouse: one per size under the workdir",
+            f"warehouse: one per size under {root}",
             "simulator.events_per_tenant_per_day: from the hourly batch (one batch per average hour)",
             f"marts.enabled: {', '.join(THREE_MARTS)} for the Spark side of the DuckDB comparison",
             *([f"marts.enabled: {', '.join(options.marts)} for the whole run (--marts)"] if options.marts else []),

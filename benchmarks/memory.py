@@ -1,5 +1,7 @@
 """Peak memory of the benchmark: the resident set of this Python process plus every process under it
-(the Spark JVM is a child of the driver's Python process; its Python workers are the JVM's children).
+(the Spark JVM is a child of the driver's Python process; its Python workers are the JVM's children),
+and of any other processes named with their children (a local cluster's master, workers and their
+executors, S3 server).
 
 Sampled in a background thread with psutil when the venv has it, else from /proc. Peaks are kept for
 the whole run and for the phase that is running, so each phase reports what it reached.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 
 class Member(NamedTuple):
@@ -96,9 +98,10 @@ class MemorySampler:
     """Samples the family's RSS every `interval` seconds until stopped; `start_phase(name)` starts a new
     phase peak. Use as a context manager."""
 
-    def __init__(self, interval: float = 0.25, pid: int | None = None) -> None:
+    def __init__(self, interval: float = 0.25, pid: int | None = None, also: Iterable[int] = ()) -> None:
         self.interval = interval
         self.pid = pid or os.getpid()
+        self.roots = (self.pid, *also)
         self._family, self.method = _reader()
         self.peak = 0
         self.samples = 0
@@ -118,7 +121,7 @@ class MemorySampler:
 
     def current(self) -> int:
         """A sample now (also counted in the peaks)."""
-        rss = family_rss(self._family(self.pid))
+        rss = sum(family_rss(self._family(root)) for root in self.roots)
         with self._lock:
             self.samples += 1
             self.peak = max(self.peak, rss)

@@ -486,10 +486,22 @@ def port_is_free(port: int) -> bool:
         return probe.connect_ex((HOST, port)) != 0
 
 
+def running_components(layout: Layout) -> tuple[str | None, list[Component]]:
+    """The master URL `up` recorded and those of its components still running, for a caller that
+    measures them (the benchmark samples their memory); (None, []) when nothing was started."""
+    master_url, components = _recorded(layout)
+    return master_url, [c for c in components if c.process() is not None]
+
+
 def _read_state(layout: Layout) -> list[Component]:
+    return _recorded(layout)[1]
+
+
+def _recorded(layout: Layout) -> tuple[str | None, list[Component]]:
     if not layout.state_file.exists():
-        return []
-    return [Component(**c) for c in json.loads(layout.state_file.read_text())["components"]]
+        return None, []
+    state = json.loads(layout.state_file.read_text())
+    return state["master_url"], [Component(**c) for c in state["components"]]
 
 
 def _write_state(layout: Layout, components: list[Component]) -> None:
