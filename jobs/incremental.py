@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -107,7 +108,8 @@ def _changes(spark: SparkSession, path: str, after: int, upto: int) -> DataFrame
         .load(path)
         .filter(F.col("_change_type") == "insert")
         .drop("_change_type", "_commit_timestamp")
-        .cache()
+        # As silver's full read: bronze-sized after a large landing, so on disk rather than in the heap.
+        .persist(StorageLevel.DISK_ONLY)
     )
     changes.count()
     return changes

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import Iterable
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -95,7 +96,10 @@ def build_silver(
     # Should the build stop before its writes all committed, the next one can tell which did.
     record_silver_writing(spark, warehouse, states_by_name, upto)
     if changes is None:
-        bronze = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse)).cache()
+        # Read once for every table: on local disk, not in the driver's heap. Held in memory (the default),
+        # bronze of 2.5M events overflowed a 2 GB heap when its spilled blocks were read back (benchmark).
+        bronze = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse))
+        bronze = bronze.persist(StorageLevel.DISK_ONLY)
         report = _write_silver(spark, warehouse, event_types, lambda path: bronze, "overwrite", upto, catalog)
     else:
         def since(path: str) -> DataFrame:
