@@ -4,7 +4,7 @@ the configured warehouse, which it never touches), reads bronze from S3 for the 
 the cluster's processes' memory with the driver's, and reports the same figures as a local run.
 
 No timing is asserted. One size of 5,000 events from one tenant, the three marts DuckDB computes: about
-5 minutes on two cores (`slow`).
+8 minutes on two cores (`slow`), most of it Spark on two one-core executors through S3.
 """
 
 from __future__ import annotations
