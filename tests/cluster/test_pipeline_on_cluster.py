@@ -30,7 +30,8 @@ from deltalake import DeltaTable
 
 from jobs import pipeline
 from jobs.config import PROJECT_ROOT, load_settings
-from tests.cluster.support import ACCESS_KEY, KEYS, SECRET_KEY, cluster_conf
+from jobs.storage import delta_rs_location
+from tests.cluster.support import KEYS, cluster_conf
 
 RUN_TIMEOUT_S = 1500
 EVERY_MART = None  # the configuration's own list
@@ -81,13 +82,9 @@ def test_the_run_on_the_cluster_publishes_every_mart_to_s3_as_the_local_run_does
     assert cluster_settings.warehouse.startswith("s3a://") and cluster_settings.spark.master == layout.master_url
     assert cluster_settings.marts.enabled == local_settings.marts.enabled
     assert runs["marts"] in (EVERY_MART, local_settings.marts.enabled)
-    storage_options = {"AWS_ENDPOINT_URL": layout.s3_endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
-                       "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-
     differing = []
     for mart in local_settings.marts.enabled:
-        on_s3 = pipeline.gold_path(cluster_settings, mart).replace("s3a://", "s3://", 1)
-        published = DeltaTable(on_s3, storage_options=storage_options)
+        published = _on_s3(cluster_settings, mart, runs["environ"]["cluster"])
         local = DeltaTable(pipeline.gold_path(local_settings, mart))
         expected = rows_of(local)
         if rows_of(published) != expected:
@@ -100,6 +97,12 @@ def test_the_run_on_the_cluster_publishes_every_mart_to_s3_as_the_local_run_does
     on_disk = layout.s3_data / layout.bucket / runs["root"].name / "warehouse"
     assert (on_disk / "gold" / "orders" / "_delta_log").is_dir()
     assert list((runs["root"] / "cwd-cluster").iterdir()) == []
+
+
+def _on_s3(settings, mart: str, environ) -> DeltaTable:
+    """The published mart read from the S3 server by delta-rs, with the cluster configuration's connection."""
+    location, storage_options = delta_rs_location(settings, pipeline.gold_path(settings, mart), environ)
+    return DeltaTable(location, storage_options=storage_options)
 
 
 def rows_of(table: DeltaTable) -> list[tuple]:
