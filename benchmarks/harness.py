@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 from benchmarks import duckdb_marts, report, workload
 from benchmarks.memory import MemorySampler, gib
 from jobs.config import PROJECT_ROOT, MartSettings, Settings, load_settings
+from scale_out.local_cluster import DEFAULT_STATE_DIR
 
 THREE_MARTS = ("orders", "basket_daily", "customer_360")
 SILVER = "silver ("  # how a build's silver summary starts (jobs/silver.py): the rest of the build is marts
@@ -51,7 +52,7 @@ class Options:
     start_date: date = date(2026, 1, 5)
     workdir: Path = PROJECT_ROOT / ".cache" / "bench"
     warehouse_root: str | None = None  # default: the workdir, or beside a configured remote warehouse
-    cluster_state: Path = PROJECT_ROOT / ".cache" / "cluster"  # `make cluster-up`'s (scale_out.local_cluster)
+    cluster_state: Path = DEFAULT_STATE_DIR  # `make cluster-up`'s
     out: Path = PROJECT_ROOT / "benchmarks" / "results" / "latest.json"
     env: str | None = None  # LAKEHOUSE_ENV, else local
     keep: bool = False
