@@ -1,0 +1,62 @@
+"""Restatement key sets: small ones are computed once and broadcast, so a semi join scans a whole
+silver table instead of sorting it (jobs/marts/restate.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from jobs.marts.restate import keyed, materialized, semi
+
+
+def _plan(frame) -> str:
+    return frame._jdf.queryExecution().executedPlan().toString()
+
+
+def _events(spark, count: int):
+    """`count` events of two tenants, one session each per ten events."""
+    return spark.range(count).select(
+        F.when(F.col("id") % 2 == 0, "t1").otherwise("t2").alias("tenant_id"),
+        F.concat(F.lit("s-"), (F.col("id") / 10).cast("long").cast("string")).alias("session_id"),
+        F.col("id").alias("sequence"),
+    )
+
+
+def test_small_keys_are_computed_once_with_the_same_rows(spark):
+    keys = _events(spark, 100).select("tenant_id", "session_id").distinct()
+
+    local = materialized(keys)
+
+    assert "Range" not in _plan(local)  # computed: no lineage back to the events
+    assert_df_equality(local, keys, ignore_row_order=True)
+
+
+def test_keys_beyond_the_limit_stay_distributed(spark):
+    keys = _events(spark, 100).select("tenant_id", "session_id").distinct()
+
+    kept = materialized(keys, limit=5)
+
+    assert kept is keys
+
+
+def test_dates_come_back_unchanged_and_timestamps_are_not_brought_to_the_driver(spark):
+    dated = spark.createDataFrame([("t1", dt.date(2026, 3, 29))], "tenant_id string, day date")
+    stamped = dated.select("tenant_id", F.col("day").cast("timestamp").alias("at"))
+
+    assert materialized(dated).collect() == dated.collect()
+    assert materialized(stamped) is stamped
+
+
+def test_a_semi_join_on_few_keys_is_broadcast_not_sorted(spark):
+    events = _events(spark, 10_000)
+    sessions = keyed(events.filter(F.col("sequence") < 25), "tenant_id", "session_id")
+
+    narrowed = semi(events, sessions)
+    renamed = semi(events.withColumnRenamed("session_id", "id"), sessions.withColumnRenamed("session_id", "id"))
+
+    for frame in (narrowed, renamed):
+        plan = _plan(frame)
+        assert "BroadcastHashJoin" in plan and "SortMergeJoin" not in plan
+        assert sorted(row.sequence for row in frame.collect()) == list(range(30))
