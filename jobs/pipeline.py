@@ -33,7 +33,7 @@ from jobs.incremental import bronze_changes, bronze_version, catalog_fingerprint
 from jobs.landing.files import LandingReport, land_files
 from jobs.marts import MART_NAMES, mart_module
 from jobs.marts.contract import BuildContext
-from jobs.marts.restate import Changes, materialized
+from jobs.marts.restate import Changes, joinable, materialized
 from jobs.segments import check_with_spark as check_segments_with_spark
 from jobs.silver import SilverReport, build_silver, read_silver
 from jobs.spark import get_spark
@@ -330,11 +330,12 @@ def _build_marts(
                     # (basket_daily reads only orders: its days in the range are restated from all orders).
                     upstream = {name: _within(sources[name], window.days) for name in module.INPUTS if name in MART_NAMES}
                     units = units.unionByName(_within(touched(window.events, upstream), window.days)).distinct()
-                units = materialized(units).cache()  # small: a local relation, broadcast (restate.py)
-                rebuilt = module.build(restate.narrow(sources, units), context).join(units, on=unit, how="left_semi")
-                rows = overwrite(spark, published.join(units, on=unit, how="left_anti").unionByName(rebuilt), path)
+                units = materialized(units).cache()  # few: computed once, broadcast to joins (restate.py)
+                keys = joinable(units)
+                rebuilt = module.build(restate.narrow(sources, units), context).join(keys, on=unit, how="left_semi")
+                rows = overwrite(spark, published.join(keys, on=unit, how="left_anti").unionByName(rebuilt), path)
                 staged = spark.read.format("delta").load(path)
-                changed[mart] = published.join(units, on=unit, how="left_semi").unionByName(staged.join(units, on=unit, how="left_semi"))
+                changed[mart] = published.join(keys, on=unit, how="left_semi").unionByName(staged.join(keys, on=unit, how="left_semi"))
                 built[mart] = Built("restated", rows, upto, units.count())
                 units.unpersist()
                 progress(f"built {mart}: {built[mart].restated_units} ({', '.join(unit)}) restated, {rows} rows")

@@ -23,6 +23,7 @@ and one full rebuild give identical marts.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from functools import reduce
 from typing import Callable, Mapping, Sequence
@@ -33,6 +34,9 @@ from pyspark.sql.types import DateType, StringType
 
 # At most this many keys are brought to the driver and broadcast (a few MB).
 SMALL_KEYS = 100_000
+# The key sets `materialized` computed on the driver: joins on them are hinted to broadcast them. The
+# hint is given at the join (`joinable`), not on the frame, where Spark would warn for every other use.
+_SMALL: "weakref.WeakSet[DataFrame]" = weakref.WeakSet()
 # Types whose values come back from the driver unchanged (a timestamp would pass through Python's
 # local time zone, not the session's).
 _EXACT_TYPES = (StringType, DateType)
@@ -78,7 +82,7 @@ def keyed(frame: DataFrame, *columns: str | Column) -> DataFrame:
 
 
 def materialized(keys: DataFrame, limit: int = SMALL_KEYS) -> DataFrame:
-    """`keys` computed now, as driver-side rows broadcast to every join, when it has at most `limit`
+    """`keys` computed now, as driver-side rows that `joinable` broadcasts, when it has at most `limit`
     rows of strings and dates; otherwise `keys` itself, left to Spark's joins (a large restatement,
     such as a backfill of many days, computes its keys a second time then)."""
     if not all(isinstance(field.dataType, _EXACT_TYPES) for field in keys.schema.fields):
@@ -86,18 +90,33 @@ def materialized(keys: DataFrame, limit: int = SMALL_KEYS) -> DataFrame:
     rows = keys.limit(limit + 1).collect()
     if len(rows) > limit:
         return keys
-    return F.broadcast(keys.sparkSession.createDataFrame(rows, keys.schema))
+    small = keys.sparkSession.createDataFrame(rows, keys.schema)
+    _SMALL.add(small)
+    return small
+
+
+def joinable(keys: DataFrame) -> DataFrame:
+    """`keys` for the right side of a join: hinted to be broadcast when `materialized` made it small."""
+    return F.broadcast(keys) if keys in _SMALL else keys
+
+
+def renamed(keys: DataFrame, existing: str, new: str) -> DataFrame:
+    """`keys` with a column renamed, still broadcast by `joinable` when it was."""
+    frame = keys.withColumnRenamed(existing, new)
+    if keys in _SMALL:
+        _SMALL.add(frame)
+    return frame
 
 
 def semi(frame: DataFrame, keys: DataFrame, on: Sequence[str] | None = None) -> DataFrame:
     """The rows of `frame` whose key is in `keys` (all of `keys`' columns, unless `on` says)."""
-    return frame.join(keys, on=list(on or keys.columns), how="left_semi")
+    return frame.join(joinable(keys), on=list(on or keys.columns), how="left_semi")
 
 
 def on_dates(events: DataFrame, units: DataFrame, date_name: str) -> DataFrame:
     """The events that occurred on a unit's date (units: tenant_id and `date_name`)."""
     dated = events.withColumn(date_name, F.to_date("occurred_at"))
-    return dated.join(units, on=list(units.columns), how="left_semi").drop(date_name)
+    return dated.join(joinable(units), on=list(units.columns), how="left_semi").drop(date_name)
 
 
 def streams_touching(events: DataFrame, stream_key: Sequence[str], units: DataFrame, date_name: str) -> DataFrame:
