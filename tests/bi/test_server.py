@@ -1,35 +1,22 @@
 """`serve`: the Thrift server over the published marts, reached with a real HiveServer2 client (impyla)
-over its port; one server per module, stopped by pid whatever the tests did."""
+over its port; one server per module, stopped by pid whatever the tests did (tests/bi/serving.py)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import psutil
 import pytest
 
 from jobs.bi.logins import hash_password, write_login
-from jobs.bi.server import wait_until_listening
-from jobs.config import PROJECT_ROOT
 from jobs.pipeline import gold_path
+from tests.bi.serving import serving
 
 PASSWORDS = {"shop_one_bi": "correct horse battery one", "shop_two_bi": "correct horse battery two"}
 TENANT_OF = {"shop_one_bi": "t1", "shop_two_bi": "t2"}
 # Column summed per mart to compare aggregates (a count is compared for every mart).
 SUMMED = {"orders": "revenue_cents", "basket_daily": "net_cents", "cart_abandonment_daily": "carts",
           "product_sales_daily": "views", "funnel_daily": "sessions"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,33 +26,9 @@ def endpoint(published, tmp_path_factory):
     for user, password in PASSWORDS.items():
         # Fewer PBKDF2 rounds than the default keep a login quick on 2 busy cores; the check is the same.
         write_login(credentials, hash_password(user, TENANT_OF[user], password, iterations=20_000))
-    port = _free_port()
     environment = {**os.environ, "LAKEHOUSE_BI_CREDENTIALS": str(credentials), "LAKEHOUSE_ENV": "ci"}
-    log = (folder / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jobs", "serve", "--warehouse", published.settings.warehouse, "--port", str(port)],
-        cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        wait_until_listening("127.0.0.1", port, timeout=240)
-        yield {"port": port, "pid": process.pid, "log": folder / "serve.log"}
-    finally:
-        family = [process.pid] + [child.pid for child in psutil.Process(process.pid).children(recursive=True)] if process.poll() is None else []
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-        log.close()
-        deadline = time.monotonic() + 30
-        while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in family):
-            if time.monotonic() > deadline:
-                for pid in family:
-                    if psutil.pid_exists(pid):
-                        os.kill(pid, signal.SIGKILL)
-                pytest.fail(f"the server left processes running after SIGTERM: {family}")
-            time.sleep(0.5)
+    with serving(environment, folder, "--warehouse", published.settings.warehouse) as server:
+        yield server
 
 
 def _connect(endpoint, user, password=None):

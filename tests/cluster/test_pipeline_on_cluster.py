@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -25,12 +26,14 @@ import time
 from datetime import date, datetime
 from decimal import Decimal
 
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
 from jobs import pipeline
 from jobs.config import PROJECT_ROOT, load_settings
 from jobs.storage import delta_rs_location
+from tests.bi.serving import serving
 from tests.cluster.support import KEYS, cluster_conf
 
 RUN_TIMEOUT_S = 1500
@@ -120,3 +123,72 @@ def _comparable(value):
     if isinstance(value, (Decimal, date, datetime, str, int, bool)) or value is None:
         return value
     return repr(value)
+
+
+@pytest.mark.slow
+def test_the_other_commands_and_the_sql_endpoint_work_on_the_cluster_warehouse(runs, cluster, tmp_path):
+    """Issue #13, point 1: backfill, replay, rollback, export, erase, maintain, status and serve, each the
+    operator's command in a process of its own, on the warehouse the cluster run left on S3."""
+    if runs["marts"] is EVERY_MART:
+        pytest.skip("the commands run once, on the three-mart warehouse")
+    assert runs["cluster"].returncode == 0, runs["cluster"].stderr[-4000:]
+    environ = runs["environ"]["cluster"]
+    settings = load_settings("cluster", conf_dir=runs["conf"], environ=environ)
+    local_settings = load_settings("ci", conf_dir=runs["conf"], environ=runs["environ"]["local"])
+    local_orders = DeltaTable(pipeline.gold_path(local_settings, "orders")).to_pyarrow_table().to_pylist()
+    tenant = local_orders[0]["tenant_id"]
+    customer = next(row["customer_id"] for row in local_orders if row["customer_id"])
+    tenant_orders = sum(1 for row in local_orders if row["tenant_id"] == tenant)
+    orders_before = _on_s3(settings, "orders", environ)
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+
+    def command(*argv: str) -> str:
+        process = subprocess.run([sys.executable, "-m", "jobs", *argv], env=environ, cwd=workdir,
+                                 capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        assert process.returncode == 0, f"{argv}: {process.stderr[-6000:]}"
+        return process.stdout
+
+    command("backfill", "--start", "2026-01-06", "--end", "2026-01-06", "--marts", "orders", "--run-id", "backfill-on-s3")
+    assert _on_s3(settings, "orders", environ).version() > orders_before.version()
+    replayed = command("replay", "--as-of", "2026-01-06T12:00:00+00:00")
+    assert "orders: s3a://" in replayed, replayed
+    command("rollback", "orders", "--to", str(orders_before.version()))
+    assert rows_of(_on_s3(settings, "orders", environ)) == rows_of(orders_before), "restored to the first publication"
+    command("export", "orders", "--format", "parquet", "--tenant", tenant, "--out", str(tmp_path / "extracts"))
+    extract = pq.read_table(next((tmp_path / "extracts").glob("*.parquet")))
+    assert extract.num_rows == tenant_orders and set(extract.column("tenant_id").to_pylist()) == {tenant}
+    command("erase", "--tenant", tenant, "--customer", customer)
+    command("maintain")
+    status = command("status")
+    rollbacks = status.split("Rollbacks", 1)[1]
+    assert re.search(rf"\|orders\s*\|.*\|{orders_before.version()}\s*\|", rollbacks), rollbacks
+    erasures = re.search(r"Erasures: (\d+) physical, (\d+) pending", status)
+    assert erasures and int(erasures[1]) + int(erasures[2]) == 1, status
+    on_disk = cluster.layout.s3_data / cluster.layout.bucket / runs["root"].name / "warehouse"
+    assert (on_disk / "replays").is_dir()
+
+    served = _served(environ, tmp_path, tenant, "SELECT count(*), count(DISTINCT tenant_id) FROM marts.orders")
+    assert served == [(tenant_orders, 1)]
+
+
+def _served(environ, folder, tenant: str, sql: str) -> list[tuple]:
+    """`python -m jobs serve` on the cluster configuration, one BI login for `tenant`, `sql` over HiveServer2."""
+    from impala.dbapi import connect
+
+    from jobs.bi.logins import hash_password, write_login
+
+    credentials = folder / "bi_logins.yaml"
+    password = secrets.token_urlsafe(16)
+    write_login(credentials, hash_password("bi", tenant, password, iterations=20_000))
+    workdir = folder / "cwd-serve"
+    workdir.mkdir()
+    with serving({**environ, "LAKEHOUSE_BI_CREDENTIALS": str(credentials)}, folder, cwd=workdir, timeout=300) as server:
+        connection = connect(host="127.0.0.1", port=server["port"], auth_mechanism="PLAIN", user="bi",
+                             password=password, timeout=120)
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            connection.close()
