@@ -10,15 +10,15 @@ A mart that can be restated declares a `RESTATE = Restatement(...)`:
   every stream that feeds them). The rebuilt rows are kept only for the touched units, so narrowing
   may keep too much, never too little.
 A mart without `RESTATE` (customer_360: its windows and scores move with the as-of time) is rebuilt
-whole from its inputs at every run.
-
-Key sets (`keyed`, and the units in jobs/pipeline.py) go through `materialized`: an hourly run
-touches a few hundred orders or days, and as rows computed once and broadcast, so each
-semi join scans a silver table once instead of sorting all of it against the keys (at 2.5M events
-of history a sort-merge join of a whole table ran out of a 2 GB driver's memory). It also cuts the
-lineage that would otherwise carry each upstream mart's restatement plan into every downstream one. tests/test_incremental.py (one cut, in `make test`) and
+whole from its inputs at every run. tests/test_incremental.py (one cut, in `make test`) and
 tests/test_batch_splits.py (cuts chosen by Hypothesis, `make test-slow`) check that incremental runs
 and one full rebuild give identical marts.
+
+Key sets (`keyed`, `union_all`, and the units in jobs/pipeline.py) go through `materialized`: an
+hourly run touches a few hundred orders or days, computed once on the driver and broadcast to the
+joins (`joinable`), so each semi join scans a silver table instead of sorting all of it against the
+keys (at 2.5M events of history such a sort-merge join ran a 2 GB driver out of memory). It also cuts
+the lineage that would otherwise carry each upstream mart's restatement plan into every downstream one.
 """
 
 from __future__ import annotations
