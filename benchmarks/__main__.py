@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--marts", type=_marts,
                         help="build only these marts, comma-separated (default: marts.enabled in conf/); must include "
                         "orders, basket_daily and customer_360. Partial figures: for quick checks, not the issue's")
+    parser.add_argument("--event-log", type=Path,
+                        help="write Spark's event log into this folder, for python -m benchmarks.stage_profile "
+                        "(where each phase's time went: the driver or the task slots)")
     parser.add_argument("--keep", action="store_true", help="keep the export and each size's warehouse")
     parser.add_argument("--sample-seconds", type=float, default=defaults.sample_seconds,
                         help="memory sampling interval (default 0.25)")
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         keep=args.keep,
         sample_seconds=args.sample_seconds,
         marts=args.marts,
+        event_log=_absolute(args.event_log) if args.event_log else None,
     )
     configure_logging()
     try:

@@ -11,7 +11,9 @@ with the configuration `jobs.config.load_settings` gives for `--env`. The harnes
 - the simulator's `events_per_tenant_per_day` (from the hourly batch, see workload.py);
 - `marts.enabled` = orders, basket_daily, customer_360 for the Spark side of the DuckDB comparison
   (and, with `--marts`, for the whole run: a quicker, partial benchmark, e.g. for the smoke test).
-No Spark setting is changed. One Spark session serves the whole run, as one `python -m jobs run`
+No Spark setting is changed, except that `--event-log DIR` turns Spark's event log on (for
+`python -m benchmarks.stage_profile`, which splits each phase's time between the driver and the task
+slots). One Spark session serves the whole run, as one `python -m jobs run`
 would hold one; its start is timed once. Before the full rebuild and before the hourly run, Spark's
 and Delta's caches are dropped, so each starts as cold as a new command would (the JVM stays warm).
 """
@@ -58,6 +60,7 @@ class Options:
     keep: bool = False
     sample_seconds: float = 0.25
     marts: tuple[str, ...] | None = None  # marts.enabled for the whole run; default: the configuration's
+    event_log: Path | None = None  # Spark's event log into this folder (for benchmarks.stage_profile)
 
 
 class Console:
@@ -84,6 +87,7 @@ class Phase:
     def __enter__(self) -> "Phase":
         self.console.say(f"{self.label}: {self.name} ...")
         self.rss_at_start = self.sampler.start_phase(self.name)
+        self.started_at = time.time()  # wall clock, to match Spark's event log (benchmarks.stage_profile)
         self._started = time.perf_counter()
         return self
 
@@ -104,8 +108,8 @@ class Phase:
         return next((at for at, message in self.messages if message.startswith(prefix)), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "peak_rss_bytes": self.peak, "rss_at_start_bytes": self.rss_at_start,
-                "log": self.messages}
+        return {"seconds": self.seconds, "started_at_epoch": self.started_at, "peak_rss_bytes": self.peak,
+                "rss_at_start_bytes": self.rss_at_start, "log": self.messages}
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -116,7 +120,7 @@ def run(options: Options) -> dict[str, Any]:
     root = warehouse_root(options)
     # The session's settings: each size then has its own warehouse; this one only keeps Spark's own
     # folder (spark.sql.warehouse.dir) under the warehouse root.
-    base = _with_marts(load_settings(options.env, warehouse=f"{root}/warehouse"), options.marts)
+    base = _settings(options, f"{root}/warehouse")
     sampled = cluster_processes(base, options.cluster_state)
     plan = workload.plan(options.sizes, options.hourly_fraction, options.hourly_of, options.tenants,
                          options.seed, options.start_date)
@@ -198,7 +202,7 @@ def _run_size(
     # Landing files and DuckDB's output are local to the driver; the warehouse is where the root is.
     folder = options.workdir / f"size-{size}"
     shutil.rmtree(folder, ignore_errors=True)
-    settings = _with_marts(load_settings(options.env, warehouse=f"{root}/size-{size}/warehouse"), options.marts)
+    settings = _settings(options, f"{root}/size-{size}/warehouse")
     spark = get_spark(settings)
     storage.delete(spark, settings.warehouse)
     history_dir, hourly_dir = folder / "landing" / "history", folder / "landing" / "hourly"
@@ -334,6 +338,18 @@ def cluster_processes(settings: Settings, state_dir: Path) -> list[tuple[str, in
     return [(component.name, component.pid) for component in components]
 
 
+def _settings(options: Options, warehouse: str) -> Settings:
+    """The configuration for `--env` with the harness's own changes: the warehouse, `--marts`, and
+    Spark's event log when `--event-log` asks for it."""
+    settings = _with_marts(load_settings(options.env, warehouse=warehouse), options.marts)
+    if options.event_log is None:
+        return settings
+    options.event_log.mkdir(parents=True, exist_ok=True)
+    logged = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": options.event_log.resolve().as_uri()}
+    spark = dataclasses.replace(settings.spark, extra_conf={**settings.spark.extra_conf, **logged})
+    return dataclasses.replace(settings, spark=spark)
+
+
 def _with_marts(settings: Settings, marts: tuple[str, ...] | None) -> Settings:
     return settings if marts is None else dataclasses.replace(settings, marts=MartSettings(enabled=tuple(marts)))
 
@@ -414,6 +430,8 @@ def _configuration(settings: Settings, options: Options, root: str, sampled: lis
             "simulator.events_per_tenant_per_day: from the hourly batch (one batch per average hour)",
             f"marts.enabled: {', '.join(THREE_MARTS)} for the Spark side of the DuckDB comparison",
             *([f"marts.enabled: {', '.join(options.marts)} for the whole run (--marts)"] if options.marts else []),
+            *([f"spark.eventLog.enabled, spark.eventLog.dir: {options.event_log} (--event-log)"]
+              if options.event_log else []),
         ],
     }
 
