@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 
 from benchmarks import duckdb_marts, report, workload
 from benchmarks.memory import MemorySampler, gib
-from jobs.config import PROJECT_ROOT, MartSettings, Settings, load_settings
+from jobs.config import PROJECT_ROOT, MartSettings, Settings, load_settings, read_master_key
 from scale_out.local_cluster import DEFAULT_STATE_DIR
 
 THREE_MARTS = ("orders", "basket_daily", "customer_360")
@@ -115,12 +115,16 @@ class Phase:
 def run(options: Options) -> dict[str, Any]:
     """The whole benchmark; returns the JSON document (also written to `options.out`, after each size)."""
     from jobs import pipeline  # noqa: F401 - fails early, before the long simulation, if Spark cannot import
+    from jobs.spark import hadoop_secrets
 
     console = Console()
     root = warehouse_root(options)
     # The session's settings: each size then has its own warehouse; this one only keeps Spark's own
     # folder (spark.sql.warehouse.dir) under the warehouse root.
     base = _settings(options, f"{root}/warehouse")
+    # What landing and Spark's start need from the environment, before the long simulation.
+    read_master_key(base)
+    hadoop_secrets(base)
     sampled = cluster_processes(base, options.cluster_state)
     plan = workload.plan(options.sizes, options.hourly_fraction, options.hourly_of, options.tenants,
                          options.seed, options.start_date)
@@ -345,7 +349,9 @@ def _settings(options: Options, warehouse: str) -> Settings:
     if options.event_log is None:
         return settings
     options.event_log.mkdir(parents=True, exist_ok=True)
-    logged = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": options.event_log.resolve().as_uri()}
+    # One plain JSON file per run (Spark 4 otherwise rolls it into zstd-compressed parts).
+    logged = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": options.event_log.resolve().as_uri(),
+              "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"}
     spark = dataclasses.replace(settings.spark, extra_conf={**settings.spark.extra_conf, **logged})
     return dataclasses.replace(settings, spark=spark)
 

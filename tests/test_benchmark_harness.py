@@ -40,6 +40,7 @@ def results(tmp_path_factory) -> dict:
         "--sizes", str(SIZE), "--hourly-fraction", "0.0025", "--tenants", "2",
         "--marts", "orders,basket_daily,customer_360",
         "--env", "ci", "--workdir", str(folder / "work"), "--out", str(out),
+        "--event-log", str(folder / "eventlog"),
     ]
     done = subprocess.run(
         command, cwd=PROJECT_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -47,7 +48,9 @@ def results(tmp_path_factory) -> dict:
     )
     assert done.returncode == 0, f"the harness failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     assert not (folder / "work" / f"size-{SIZE}").exists(), "each size's warehouse is deleted after it"
-    return json.loads(Path(out).read_text())
+    document = json.loads(Path(out).read_text())
+    document["event_log_folder"] = str(folder / "eventlog")
+    return document
 
 
 def test_the_results_have_every_figure_and_every_target(results):
@@ -84,3 +87,17 @@ def test_duckdb_counts_the_same_orders_as_spark(results):
     (size,) = results["sizes"]
     orders = size["marts_compared"]["orders_rows"]
     assert orders["duckdb"] == orders["spark"] == size["full_rebuild"]["rows"]["orders"] > 0
+
+
+def test_the_stage_profile_splits_every_phase_of_the_run_between_the_driver_and_the_task_slots(results):
+    from benchmarks import stage_profile
+
+    profiles = stage_profile.profile(stage_profile.read_log(Path(results["event_log_folder"])), results)
+    (size,) = results["sizes"]
+    assert [p.phase for p in profiles] == list(size["phases"])
+    for p in profiles:
+        assert p.wall_seconds == pytest.approx(size["phases"][p.phase]["seconds"], abs=0.1)
+        assert 0 <= p.stages_running_seconds <= p.wall_seconds + 0.1, p
+    by_phase = {p.phase: p for p in profiles}
+    assert by_phase["full build"].tasks > 0 and by_phase["full build"].slots == 2
+    assert by_phase["duckdb"].tasks == 0, "DuckDB runs no Spark task"
