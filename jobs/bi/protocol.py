@@ -33,11 +33,12 @@ class Protocol:
         return f"reader {self.min_reader_version} / writer {self.min_writer_version} ({features})"
 
 
-def read_protocol(path: str) -> Protocol:
-    """The table's protocol as delta-rs reads it."""
+def read_protocol(path: str, storage_options: dict[str, str] | None = None) -> Protocol:
+    """The table's protocol as delta-rs reads it: a local path, or an object store's with its storage
+    options (`jobs.storage.delta_rs_location` gives both for a warehouse's table)."""
     from deltalake import DeltaTable
 
-    protocol = DeltaTable(path).protocol()
+    protocol = DeltaTable(path, storage_options=storage_options or None).protocol()
     return Protocol(
         protocol.min_reader_version,
         protocol.min_writer_version,
@@ -46,8 +47,8 @@ def read_protocol(path: str) -> Protocol:
     )
 
 
-def check_reader_protocol(path: str) -> Protocol:
-    protocol = read_protocol(path)
+def check_reader_protocol(path: str, storage_options: dict[str, str] | None = None) -> Protocol:
+    protocol = read_protocol(path, storage_options)
     if (
         protocol.min_reader_version > MAX_READER_VERSION
         or protocol.min_writer_version > MAX_WRITER_VERSION

@@ -31,6 +31,7 @@ import pytest
 from deltalake import DeltaTable
 
 from jobs import pipeline
+from jobs.bi.protocol import check_reader_protocol
 from jobs.config import PROJECT_ROOT, load_settings
 from jobs.storage import delta_rs_location
 from tests.bi.serving import serving
@@ -93,6 +94,9 @@ def test_the_run_on_the_cluster_publishes_every_mart_to_s3_as_the_local_run_does
         if rows_of(published) != expected:
             differing.append(mart)
         assert published.schema().to_arrow() == local.schema().to_arrow(), mart
+        # On S3 too, a protocol the BI readers (delta-rs, Power BI) open.
+        check_reader_protocol(*delta_rs_location(cluster_settings, pipeline.gold_path(cluster_settings, mart),
+                                                 runs["environ"]["cluster"]))
         assert expected, f"{mart}: the local run published no rows, so the comparison would prove nothing"
     assert differing == []
 
