@@ -196,3 +196,46 @@ def _served(environ, folder, tenant: str, sql: str) -> list[tuple]:
             return [tuple(row) for row in cursor.fetchall()]
         finally:
             connection.close()
+
+
+@pytest.mark.slow
+def test_the_landing_and_marts_dags_send_their_spark_work_to_the_cluster_and_publish_the_same_marts(
+    runs, cluster, tmp_path
+):
+    """Issue #13, points 1 and 5: the project's own DAGs (`airflow dags test`, every task in one process,
+    as on an Airflow worker) with `LAKEHOUSE_ENV=cluster` in the environment and nothing else changed:
+    their Spark sessions are applications of the cluster's master, and the marts they publish on S3 are
+    those of the local run of the same events."""
+    from jobs.airflow_env import airflow_environ, dags_test, migrate_db
+
+    if runs["marts"] is EVERY_MART:
+        pytest.skip("the DAGs run once, with three marts")
+    layout = cluster.layout
+    warehouse = f"s3a://{layout.bucket}/{runs['root'].name}/dags-warehouse"
+    environ = airflow_environ(tmp_path / "airflow_home", base={**runs["environ"]["cluster"], "LAKEHOUSE_WAREHOUSE": warehouse})
+    migrate_db(environ)
+    applications_before = _applications(layout)
+
+    for dag_id, logical_date, conf in (
+        ("lakehouse_landing", "2026-01-08T00:00:00+00:00", {"landing": str(runs["root"] / "landing")}),
+        ("lakehouse_marts", "2026-01-08T00:30:00+00:00", {}),
+    ):
+        done = dags_test(dag_id, logical_date, conf, environ, timeout=RUN_TIMEOUT_S, fail_fast=True)
+        assert done.returncode == 0, f"{dag_id}:\n{(done.stdout + done.stderr)[-6000:]}"
+
+    # Each `dags test` process held one Spark session: one application of the cluster's master each.
+    assert _applications(layout) == applications_before + 2
+    settings = load_settings("cluster", conf_dir=runs["conf"], environ=environ)
+    local_settings = load_settings("ci", conf_dir=runs["conf"], environ=runs["environ"]["local"])
+    assert settings.warehouse == warehouse and settings.spark.master == layout.master_url
+    for mart in local_settings.marts.enabled:
+        local = rows_of(DeltaTable(pipeline.gold_path(local_settings, mart)))
+        assert local and rows_of(_on_s3(settings, mart, environ)) == local, mart
+
+
+def _applications(layout) -> int:
+    """How many applications (Spark drivers) the master has seen: running or ended."""
+    from scale_out.local_cluster import master_status
+
+    status = master_status(layout)
+    return len(status["activeapps"]) + len(status["completedapps"])
