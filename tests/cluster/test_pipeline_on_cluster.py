@@ -10,7 +10,8 @@ sorted, floating-point values to 9 decimals (sums may be added in another order 
 `make test` runs it with three marts (`orders`, `basket_daily`, `customer_360`: upcasting, silver,
 daily aggregates and the per-customer view with its decrypted personal fields), about 5 minutes on two
 cores; every enabled mart is the `slow` variant (`make test-slow`), about 12 minutes (a cluster run
-of 7 minutes, a local one of 4).
+of 7 minutes, a local one of 4). Also `slow`, on the three-mart history: the other commands and `serve` on
+the warehouse the cluster run left on S3, and the landing and marts DAGs run on the cluster.
 """
 
 from __future__ import annotations
