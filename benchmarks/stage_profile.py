@@ -3,8 +3,8 @@
     python -m benchmarks --event-log .cache/bench/eventlog ...      # a run with Spark's event log on
     python -m benchmarks.stage_profile .cache/bench/eventlog benchmarks/results/latest.json [--json FILE]
 
-For each timed phase of the results (each size's land, builds, validate, publish), from the events Spark
-logged while it ran:
+For each timed phase of the results (each size's land, builds, validate, publish; a build also split at
+its silver summary into silver and marts), from the events Spark logged while it ran:
 - `stages running`: the seconds during which at least one stage was running; the rest of the phase's
   wall time the driver worked alone (Python, planning, Delta's log and commits, listing files) or
   waited on storage outside a task;
@@ -29,7 +29,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from benchmarks.report import short_count
+
 MS = 1000.0
+SILVER = "silver ("  # how a build's silver summary starts (jobs/silver.py), as in benchmarks.harness
 
 
 @dataclass
@@ -136,13 +139,19 @@ def profile(log: Log, results: dict[str, Any]) -> list[PhaseProfile]:
     """One profile per timed phase of each size in the benchmark's results."""
     profiles = []
     for size in results.get("sizes", []):
-        label = _short(size["target_events"])
+        label = short_count(size["target_events"])
         for name, phase in size["phases"].items():
             start = phase.get("started_at_epoch")
             if start is None:
                 raise ValueError("the results have no phase start times: run the benchmark with --event-log "
                                  "(a version that records started_at_epoch)")
-            profiles.append(profile_window(log, label, name, start, start + phase["seconds"]))
+            end = start + phase["seconds"]
+            profiles.append(profile_window(log, label, name, start, end))
+            # A build's silver summary splits it: silver before, the marts after.
+            silver_done = next((at for at, message in phase.get("log", []) if message.startswith(SILVER)), None)
+            if silver_done is not None:
+                profiles.append(profile_window(log, label, f"{name}: silver", start, start + silver_done))
+                profiles.append(profile_window(log, label, f"{name}: marts", start + silver_done, end))
     return profiles
 
 
@@ -266,12 +275,6 @@ def _local_slots(master: str) -> int:
 
 def _gib(count: int) -> float:
     return round(count / 2**30, 3)
-
-
-def _short(events: int) -> str:
-    from benchmarks.report import short_count
-
-    return short_count(events)
 
 
 if __name__ == "__main__":

@@ -94,10 +94,17 @@ def test_the_stage_profile_splits_every_phase_of_the_run_between_the_driver_and_
 
     profiles = stage_profile.profile(stage_profile.read_log(Path(results["event_log_folder"])), results)
     (size,) = results["sizes"]
-    assert [p.phase for p in profiles] == list(size["phases"])
-    for p in profiles:
+    phases = [p for p in profiles if ": " not in p.phase]
+    assert [p.phase for p in phases] == list(size["phases"])
+    for p in phases:
         assert p.wall_seconds == pytest.approx(size["phases"][p.phase]["seconds"], abs=0.1)
         assert 0 <= p.stages_running_seconds <= p.wall_seconds + 0.1, p
     by_phase = {p.phase: p for p in profiles}
     assert by_phase["full build"].tasks > 0 and by_phase["full build"].slots == 2
+    # The builds split at their silver summary: the two parts make the whole.
+    for build in ("full build", "hourly build"):
+        silver, marts = by_phase[f"{build}: silver"], by_phase[f"{build}: marts"]
+        assert silver.wall_seconds == pytest.approx(size["hourly" if build == "hourly build" else "full_rebuild"]["silver_seconds"], abs=0.1)
+        assert silver.tasks + marts.tasks == by_phase[build].tasks
+        assert silver.wall_seconds + marts.wall_seconds == pytest.approx(by_phase[build].wall_seconds, abs=0.2)
     assert by_phase["duckdb"].tasks == 0, "DuckDB runs no Spark task"
