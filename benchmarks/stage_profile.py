@@ -191,7 +191,7 @@ def profile_window(log: Log, size: str, name: str, start: float, end: float) -> 
 def table(profiles: list[PhaseProfile]) -> str:
     header = ("size", "phase", "wall s", "stages running s", "driver alone s", "task s", "slot use",
               "2+ tasks s", "cpu", "gc", "fetch wait", "jobs", "stages", "tasks", "median tasks/stage",
-              "stages <=2 tasks", "input GiB", "shuffle GiB", "output GiB")
+              "stages <=2 tasks", "input GiB", "shuffle written GiB", "output GiB")
     rows = [header]
     for p in profiles:
         rows.append((p.size, p.phase, f"{p.wall_seconds:.1f}", f"{p.stages_running_seconds:.1f}",
