@@ -29,10 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from benchmarks.report import short_count
+from benchmarks.report import SILVER, short_count
 
 MS = 1000.0
-SILVER = "silver ("  # how a build's silver summary starts (jobs/silver.py), as in benchmarks.harness
 
 
 @dataclass
