@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from benchmarks.report import SILVER, short_count
+from benchmarks.report import GIB, SILVER, short_count
 
 MS = 1000.0
 
@@ -265,15 +266,13 @@ def _local_slots(master: str) -> int:
     if master.startswith("local[") and master.endswith("]"):
         inside = master[len("local["):-1].split(",")[0]
         if inside == "*":
-            import os
-
             return os.cpu_count() or 1
         return int(inside)
     return 1 if master == "local" else 0
 
 
 def _gib(count: int) -> float:
-    return round(count / 2**30, 3)
+    return round(count / GIB, 3)
 
 
 if __name__ == "__main__":
