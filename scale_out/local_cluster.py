@@ -129,12 +129,17 @@ class Component:
     ports: list[int] = field(default_factory=list)
 
     def process(self) -> psutil.Process | None:
-        """The running process, or None when it is gone (exited, a zombie, or the pid now someone else's)."""
+        """The running process, or None when it is gone (exited, a zombie, or the pid now someone else's).
+
+        A JVM's first thread can exit before its others: the kernel then shows the process as a zombie
+        while its other threads still run (and hold its ports), and it cannot be reaped yet. It is gone
+        only once one thread, the dead one, is left.
+        """
         try:
             process = psutil.Process(self.pid)
             if abs(process.create_time() - self.started_at) > 1.0:
                 return None
-            if process.status() == psutil.STATUS_ZOMBIE:
+            if process.status() == psutil.STATUS_ZOMBIE and process.num_threads() <= 1:
                 return None
             return process
         except psutil.NoSuchProcess:

@@ -7,6 +7,8 @@ offline in about 10 to 20 seconds.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +78,32 @@ def test_down_stops_every_pid_frees_every_port_and_empties_the_work_dirs(cluster
     local_cluster.down(layout, say=messages.append)
     assert messages[-1].startswith("not running"), messages
     print(f"down in {seconds:.1f} s")
+
+
+# A process whose first thread exits while another, ignoring TERM, goes on for a while: what a JVM shows
+# for a moment when it stops (the kernel calls it a zombie, yet it runs, holds its ports, cannot be reaped).
+FIRST_THREAD_EXITS_FIRST = """
+import ctypes, os, signal, sys, threading, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+threading.Thread(target=lambda: (time.sleep(float(sys.argv[1])), os._exit(0))).start()
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+def test_down_waits_for_a_process_whose_first_thread_exited_before_its_others_and_reaps_it(tmp_path):
+    layout = local_cluster.Layout(state_dir=tmp_path)
+    component = local_cluster._spawn(layout, "slow-exit", [sys.executable, "-c", FIRST_THREAD_EXITS_FIRST, "2"],
+                                     env=os.environ, ports=[])
+    time.sleep(0.5)
+    assert psutil.Process(component.pid).status() == psutil.STATUS_ZOMBIE  # the state being tested
+    messages: list[str] = []
+    started = time.monotonic()
+
+    local_cluster._stop_all(layout, [component], say=messages.append)
+
+    assert time.monotonic() - started > 1.0, messages  # waited for the thread still running
+    assert not psutil.pid_exists(component.pid), messages  # and reaped it
+    assert messages[-1].startswith("stopped slow-exit"), messages
 
 
 def test_downloads_of_the_s3proxy_jar_at_once_each_keep_a_checked_copy(tmp_path):
