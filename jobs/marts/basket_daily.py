@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, keyed, semi
+from jobs.marts.restate import Changes, Restatement, keyed, narrowed
 from jobs.marts.currency import count_if, other_currency, precedence, with_row_currency
 
 CONTRACT = MartContract(
@@ -71,5 +71,5 @@ def _touched(changes: Changes, published: DataFrame) -> DataFrame:
 
 
 RESTATE = Restatement(
-    unit=("tenant_id", "order_date"), touched=_touched, narrow=lambda sources, days: {"orders": semi(sources["orders"], days)}
+    unit=("tenant_id", "order_date"), touched=_touched, narrow=lambda sources, days: {"orders": narrowed(sources["orders"], days)}
 )

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
-from jobs.marts.restate import Changes, Restatement, Sources, keyed, renamed, semi, union_all
+from jobs.marts.restate import Changes, Restatement, Sources, keyed, narrowed, renamed, semi, union_all
 from jobs.marts.sessions import known_sessions
 
 CONTRACT = MartContract(
@@ -149,11 +149,11 @@ def _touched(changes: Changes, published: DataFrame) -> DataFrame:
 
 def _narrow(sources: Sources, campaigns: DataFrame) -> Sources:
     as_session_campaign = renamed(campaigns, "campaign_id", "campaign")
-    sessions = keyed(semi(sources["SessionStarted"], as_session_campaign), "tenant_id", "session_id")
+    sessions = keyed(narrowed(sources["SessionStarted"], as_session_campaign), "tenant_id", "session_id")
     return {
-        **{name: semi(sources[name], campaigns) for name in _CAMPAIGN_EVENTS},
-        "SessionStarted": semi(sources["SessionStarted"], sessions),
-        "orders": semi(sources["orders"], renamed(campaigns, "campaign_id", "channel_campaign")),
+        **{name: narrowed(sources[name], campaigns) for name in _CAMPAIGN_EVENTS},
+        "SessionStarted": narrowed(sources["SessionStarted"], sessions),
+        "orders": narrowed(sources["orders"], renamed(campaigns, "campaign_id", "channel_campaign")),
     }
 
 

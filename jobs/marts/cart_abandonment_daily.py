@@ -9,7 +9,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, on_dates, semi, union_all
+from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, on_dates, semi, union_all
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.streams import first_in_stream
 
@@ -187,7 +187,7 @@ def _touched(changes: Changes, published: DataFrame) -> DataFrame:
 def _narrow(sources: Sources, days: DataFrame) -> Sources:
     """Whole carts: those with an add on one of the days (their first add may be on it)."""
     carts = keyed(on_dates(sources["CartItemAdded"], days, "cart_date"), *_CART)
-    return {name: semi(sources[name], carts) for name in INPUTS}
+    return {name: narrowed(sources[name], carts) for name in INPUTS}
 
 
 RESTATE = Restatement(unit=tuple(_DAY), touched=_touched, narrow=_narrow)

@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, semi, streams_touching, union_all
+from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, on_dates, semi, union_all
 from jobs.marts.sessions import known_sessions
 
 CONTRACT = MartContract(
@@ -77,8 +77,9 @@ def _touched(changes: Changes, published: DataFrame) -> DataFrame:
 
 
 def _narrow(sources: Sources, days: DataFrame) -> Sources:
-    sessions = keyed(streams_touching(sources["SessionStarted"], _SESSION, days, "session_date"), *_SESSION)
-    return {name: semi(sources[name], sessions) for name in INPUTS}
+    # The sessions with a SessionStarted on a touched date: every event of theirs (few, or all inputs).
+    sessions = keyed(on_dates(sources["SessionStarted"], days, "session_date"), *_SESSION)
+    return {name: narrowed(sources[name], sessions) for name in INPUTS}
 
 
 RESTATE = Restatement(unit=("tenant_id", "session_date"), touched=_touched, narrow=_narrow)

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
-from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, renamed, semi, streams_touching, union_all
+from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, renamed, semi, streams_touching, union_all
 from jobs.marts.sessions import known_sessions
 from jobs.marts.streams import first_in_stream
 
@@ -157,8 +157,8 @@ def _narrow(sources: Sources, days: DataFrame) -> Sources:
     return {
         "SessionStarted": streams_touching(sources["SessionStarted"], ["tenant_id", "session_id"], days, "activity_date"),
         "CustomerRegistered": streams_touching(sources["CustomerRegistered"], ["tenant_id", "customer_id"], days, "activity_date"),
-        "orders": semi(sources["orders"], renamed(days, "activity_date", "order_date")),
-        "CampaignSpendRecorded": semi(sources["CampaignSpendRecorded"], renamed(days, "activity_date", "spend_date")),
+        "orders": narrowed(sources["orders"], renamed(days, "activity_date", "order_date")),
+        "CampaignSpendRecorded": narrowed(sources["CampaignSpendRecorded"], renamed(days, "activity_date", "spend_date")),
     }
 
 

@@ -8,7 +8,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, Sources, keyed, semi, union_all
+from jobs.marts.restate import Changes, Restatement, Sources, keyed, narrowed, semi, union_all
 from jobs.marts.sessions import known_sessions
 from jobs.marts.streams import first_in_stream
 
@@ -188,9 +188,9 @@ def _touched(changes: Changes, published: DataFrame) -> DataFrame:
 
 
 def _narrow(sources: Sources, orders: DataFrame) -> Sources:
-    narrowed = {name: semi(sources[name], orders) for name in _ORDER_EVENTS}
-    sessions = keyed(narrowed["OrderCreated"], "tenant_id", "session_id")
-    return {**narrowed, "SessionStarted": semi(sources["SessionStarted"], sessions)}
+    kept = {name: narrowed(sources[name], orders) for name in _ORDER_EVENTS}
+    sessions = keyed(kept["OrderCreated"], "tenant_id", "session_id")
+    return {**kept, "SessionStarted": narrowed(sources["SessionStarted"], sessions)}
 
 
 _ORDER_EVENTS = tuple(name for name in INPUTS if name != "SessionStarted")

@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, on_dates, renamed, semi, union_all
+from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, on_dates, renamed, union_all
 from jobs.marts.currency import count_if, other_currency, precedence, with_row_currency
 from jobs.marts.streams import first_in_stream
 
@@ -108,9 +108,9 @@ def _touched(changes: Changes, published: DataFrame) -> DataFrame:
 
 
 def _narrow(sources: Sources, days: DataFrame) -> Sources:
-    narrowed = {name: on_dates(sources[name], days, "activity_date") for name in _COUNTED}
-    orders = semi(sources["orders"], renamed(days, "activity_date", "order_date"))
-    return {**narrowed, "orders": orders, "OrderCreated": semi(sources["OrderCreated"], keyed(orders, "tenant_id", "order_id"))}
+    kept = {name: on_dates(sources[name], days, "activity_date") for name in _COUNTED}
+    orders = narrowed(sources["orders"], renamed(days, "activity_date", "order_date"))
+    return {**kept, "orders": orders, "OrderCreated": narrowed(sources["OrderCreated"], keyed(orders, "tenant_id", "order_id"))}
 
 
 _COUNTED = ("ProductViewed", "CartItemAdded", "CartItemRemoved")

@@ -81,10 +81,11 @@ def keyed(frame: DataFrame, *columns: str | Column) -> DataFrame:
     return materialized(selected.dropna().distinct())
 
 
-def materialized(keys: DataFrame, limit: int = SMALL_KEYS) -> DataFrame:
+def materialized(keys: DataFrame, limit: int | None = None) -> DataFrame:
     """`keys` computed now, as driver-side rows that `joinable` broadcasts, when it has at most `limit`
-    rows of strings and dates; otherwise `keys` itself, left to Spark's joins (a large restatement,
-    such as a backfill of many days, computes its keys a second time then)."""
+    (default `SMALL_KEYS`) rows of strings and dates; otherwise `keys` itself, left to Spark's joins (a
+    large restatement, such as a backfill of many days, computes its keys a second time then)."""
+    limit = SMALL_KEYS if limit is None else limit
     if not all(isinstance(field.dataType, _EXACT_TYPES) for field in keys.schema.fields):
         return keys
     rows = keys.limit(limit + 1).collect()
@@ -113,6 +114,16 @@ def semi(frame: DataFrame, keys: DataFrame, on: Sequence[str] | None = None) -> 
     return frame.join(joinable(keys), on=list(on or keys.columns), how="left_semi")
 
 
+def narrowed(frame: DataFrame, keys: DataFrame, on: Sequence[str] | None = None) -> DataFrame:
+    """For a `narrow`: `semi(frame, keys)` when `materialized` made `keys` small, else `frame` whole.
+
+    Narrowing by many keys would sort the whole input against them, and the build's own joins sort
+    it again: at 10M events of history, funnel_daily narrowed to 1.8M sessions ran a 2 GB driver out
+    of memory where its build from whole inputs takes 15 s. Keeping too much is allowed, and the rows
+    rebuilt are kept only for the touched units."""
+    return semi(frame, keys, on) if keys in _SMALL else frame
+
+
 def on_dates(events: DataFrame, units: DataFrame, date_name: str) -> DataFrame:
     """The events that occurred on a unit's date (units: tenant_id and `date_name`)."""
     dated = events.withColumn(date_name, F.to_date("occurred_at"))
@@ -123,6 +134,6 @@ def streams_touching(events: DataFrame, stream_key: Sequence[str], units: DataFr
     """Every event of the streams (by `stream_key`) that have at least one event on a unit's date.
 
     Filtering single events by date would cut streams, and "first in stream" would then pick the
-    wrong event: a stream is kept whole or not at all.
+    wrong event: a stream is kept whole or not at all (all of them when they are many: `narrowed`).
     """
-    return semi(events, keyed(on_dates(events, units, date_name), *stream_key))
+    return narrowed(events, keyed(on_dates(events, units, date_name), *stream_key))

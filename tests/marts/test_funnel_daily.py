@@ -9,6 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs.marts import funnel_daily as mart
+from jobs.marts import restate
 from jobs.validation import validate_mart
 from tests.histories import as_of
 from tests.marts.histories_behaviour import funnel_history, landed_sources
@@ -27,8 +28,12 @@ EXPECTED = [
 
 
 @pytest.fixture(scope="module")
-def built(spark, tmp_path_factory):
-    sources = landed_sources(spark, tmp_path_factory.mktemp("funnel"), funnel_history(), mart.INPUTS, AS_OF)
+def sources(spark, tmp_path_factory):
+    return landed_sources(spark, tmp_path_factory.mktemp("funnel"), funnel_history(), mart.INPUTS, AS_OF)
+
+
+@pytest.fixture(scope="module")
+def built(sources):
     return mart.build(sources, AS_OF).cache()
 
 
@@ -91,3 +96,24 @@ def test_more_valid_orders_than_orders_fails_its_expectations(built):
     assert [failure.expectation for failure in result.failed] == [
         "UnexpectedRowsWithExamples(with_valid_order <= with_order AND with_order <= sessions)"
     ]
+
+
+@pytest.mark.parametrize("small_keys", [100_000, 0], ids=["few sessions: narrowed", "many sessions: whole inputs"])
+def test_a_restated_day_is_rebuilt_from_its_sessions_or_from_whole_inputs_when_they_are_many(
+    spark, sources, built, monkeypatch, small_keys
+):
+    # Narrowing by more sessions than restatements broadcast would sort every input against them: at
+    # 10M events that ran a 2 GB driver out of memory, so the day is rebuilt from whole inputs instead.
+    monkeypatch.setattr(restate, "SMALL_KEYS", small_keys)
+    day = spark.createDataFrame([("t1", JAN_6)], "tenant_id string, session_date date")
+
+    narrowed = mart.RESTATE.narrow(sources, restate.materialized(day))
+    rebuilt = mart.build(narrowed, AS_OF).join(day, on=["tenant_id", "session_date"], how="left_semi")
+
+    kept = {name: narrowed[name].count() for name in mart.INPUTS}
+    whole = {name: sources[name].count() for name in mart.INPUTS}
+    if small_keys:
+        assert kept["SessionStarted"] < whole["SessionStarted"]  # only s3's events
+    else:
+        assert all(narrowed[name] is sources[name] for name in mart.INPUTS)
+    assert_df_equality(rebuilt, built.filter((F.col("tenant_id") == "t1") & (F.col("session_date") == JAN_6)), ignore_row_order=True)

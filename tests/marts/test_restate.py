@@ -8,7 +8,7 @@ import datetime as dt
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.marts.restate import keyed, materialized, renamed, semi
+from jobs.marts.restate import keyed, materialized, narrowed, renamed, semi
 
 
 def _plan(frame) -> str:
@@ -62,3 +62,12 @@ def test_a_semi_join_on_few_keys_is_broadcast_not_sorted(spark):
         plan = _plan(frame)
         assert "BroadcastHashJoin" in plan and "SortMergeJoin" not in plan
         assert sorted(row.sequence for row in frame.collect()) == list(range(30))
+
+
+def test_narrowing_by_many_keys_keeps_the_whole_input_instead_of_sorting_it_against_them(spark):
+    events = _events(spark, 10_000)
+    few = keyed(events.filter(F.col("sequence") < 25), "tenant_id", "session_id")
+    many = materialized(events.select("tenant_id", "session_id").distinct(), limit=5)
+
+    assert sorted(row.sequence for row in narrowed(events, few).collect()) == list(range(30))
+    assert narrowed(events, many) is events
