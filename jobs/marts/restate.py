@@ -19,6 +19,9 @@ hourly run touches a few hundred orders or days, computed once on the driver and
 joins (`joinable`), so each semi join scans a silver table instead of sorting all of it against the
 keys (at 2.5M events of history such a sort-merge join ran a 2 GB driver out of memory). It also cuts
 the lineage that would otherwise carry each upstream mart's restatement plan into every downstream one.
+A `narrow` narrows by a key set only when it is that small (`narrowed`): with more keys (most days
+touched, a long backfill) it keeps whole inputs, which cost one build in full instead of a sort of
+each input against the keys before the build's own joins.
 """
 
 from __future__ import annotations
