@@ -110,10 +110,8 @@ def test_a_restated_day_is_rebuilt_from_its_sessions_or_from_whole_inputs_when_t
     narrowed = mart.RESTATE.narrow(sources, restate.materialized(day))
     rebuilt = mart.build(narrowed, AS_OF).join(day, on=["tenant_id", "session_date"], how="left_semi")
 
-    kept = {name: narrowed[name].count() for name in mart.INPUTS}
-    whole = {name: sources[name].count() for name in mart.INPUTS}
     if small_keys:
-        assert kept["SessionStarted"] < whole["SessionStarted"]  # only s3's events
+        assert narrowed["SessionStarted"].count() < sources["SessionStarted"].count()  # only s3's events
     else:
         assert all(narrowed[name] is sources[name] for name in mart.INPUTS)
     assert_df_equality(rebuilt, built.filter((F.col("tenant_id") == "t1") & (F.col("session_date") == JAN_6)), ignore_row_order=True)
