@@ -2,10 +2,13 @@
 
 Order of commits, chosen so that a run killed anywhere can simply be rerun:
 1. quarantine (insert by file + line),
-2. bronze events (insert by event_id),
+2. bronze events (appended: the events whose event_id bronze did not hold when the batch was classified),
 3. the ledger row of each file (insert by file), which marks the file done.
 A rerun re-reads a file that has no ledger row; lines it already landed are recognised by their
 file and line in bronze and counted as landed again, not as duplicates, so the ledger adds up the same.
+The append relies on the bronze writer lease (jobs/writer_lock.py) that every landing holds: nothing
+else writes bronze between the classification and the append. An insert-only MERGE would check again,
+but at the price of joining the batch with every event id in bronze, a cost that grows with history.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from jobs.privacy.crypto import (
     MasterKey, Owner, Protector, Subject, addresses_in, event_owner, may_hold_address, subjects_for_event,
 )
 from jobs.privacy.keys import KeyStore
-from jobs.tables import BRONZE_EVENTS, LANDING_LEDGER, QUARANTINE, ensure_table, insert_new
+from jobs.tables import BRONZE_EVENTS, LANDING_LEDGER, QUARANTINE, ensure_table, insert_new, write
 
 # Lines parsed before a batch is written: bounds the driver's memory on large deliveries.
 DEFAULT_BATCH_LINES = 250_000
@@ -231,7 +234,7 @@ def _land_batch(
     new_events = classified.filter(F.col("disposition") == _DISPOSITION_NEW).select(
         *(name for name in bronze.columns)
     )
-    insert_new(spark, new_events, paths["events"], ("event_id",))
+    write(spark, new_events, paths["events"], "append")
 
     counts = {
         (row["source_file"], row["disposition"], row["is_known_type"]): row["count"]
@@ -258,7 +261,10 @@ def with_disposition(candidates: DataFrame, bronze: DataFrame) -> DataFrame:
     Within a batch the first line (by file order, then line) of an event_id is the one kept.
     """
     first_in_batch = Window.partitionBy("event_id").orderBy("_file_order", "source_line")
-    kept = bronze.select(
+    # The batch's ids, broadcast, pick the few bronze rows to compare with: without them the join would
+    # shuffle every id in bronze, a cost that grows with history and not with the batch.
+    batch_ids = F.broadcast(candidates.select("event_id").distinct())
+    kept = bronze.join(batch_ids, on="event_id", how="left_semi").select(
         "event_id",
         F.col("content_sha256").alias("_kept_sha256"),
         F.col("source_file").alias("_kept_file"),

@@ -6,7 +6,7 @@ the marts from conf/). With `--stop-at`, the child stops at that point of the ru
 `--stopped-file` and waits there. The test kills it as soon as that file appears, so the kill always
 lands at the same point of the run, never at a moment guessed with a sleep:
 
-- `bronze-committed`: landing's MERGE into bronze/events has committed (the real Delta commit, on
+- `bronze-committed`: landing's append to bronze/events has committed (the real Delta commit, on
   disk) and the ledger's commit, which marks the files done, has not happened;
 - `validated`: build and validate are done (staging written, the validation marker saying it passed),
   and publish has not started.
@@ -89,19 +89,20 @@ def _stopper(stopped_file: Path):
 
 
 def _stop_after_bronze_commit(warehouse: str, stop) -> None:
-    """Stop right after landing's real insert into bronze/events returns (its Delta commit is written)."""
+    """Stop right after landing's real append to bronze/events returns (its Delta commit is written)."""
     from jobs.landing import files
     from jobs.tables import BRONZE_EVENTS
 
-    insert_new = files.insert_new
+    write = files.write
     bronze = BRONZE_EVENTS.path(warehouse)
 
-    def insert_then_stop(spark, rows, path, keys):
-        insert_new(spark, rows, path, keys)
+    def write_then_stop(spark, frame, path, mode, metadata=None):
+        written = write(spark, frame, path, mode, metadata)
         if path == bronze:
             stop("bronze-committed")
+        return written
 
-    files.insert_new = insert_then_stop
+    files.write = write_then_stop
 
 
 # --- Parent side ----------------------------------------------------------------------------------
