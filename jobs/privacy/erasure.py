@@ -13,6 +13,7 @@ keys table (docs/privacy.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 from datetime import datetime, timezone
 from typing import Iterable
 
@@ -20,9 +21,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import storage
-from jobs.privacy.crypto import CUSTOMER, DataKey, MasterKey, Subject, addresses_in, new_key, tokens_in
+from jobs.privacy.crypto import CUSTOMER, TOKEN_PREFIX, DataKey, MasterKey, Subject, addresses_in, new_key, tokens_in
 from jobs.privacy.keys import DATA_KEYS
-from jobs.tables import BRONZE_EVENTS, QUARANTINE, TableSpec, ensure_table, insert_new, quoted_path, read_table
+from jobs.tables import BRONZE_EVENTS, QUARANTINE, TableSpec, ensure_table, insert_new, quoted_path, read_table, write
 
 ERASURE_LOG = TableSpec(
     "meta",
@@ -30,6 +31,12 @@ ERASURE_LOG = TableSpec(
     "tenant_id STRING NOT NULL, customer_id STRING NOT NULL, requested_at TIMESTAMP NOT NULL, "
     "source STRING NOT NULL, request_event_id STRING, erased_at TIMESTAMP NOT NULL, "
     "keys_erased BIGINT NOT NULL, keys_table_version BIGINT NOT NULL, physical_at TIMESTAMP",
+)
+
+# One row per erasure pass over bronze: the bronze version it read up to. The next pass reads only the
+# commits after it (the change feed), so an hourly landing does not scan the whole history for requests.
+ERASURE_CHECKS = TableSpec(
+    "meta", "erasure_checks", "bronze_version BIGINT NOT NULL, requests BIGINT NOT NULL, checked_at TIMESTAMP NOT NULL"
 )
 
 ERASURE_EVENT = "CustomerErasureRequested"
@@ -85,24 +92,46 @@ def erase(spark: SparkSession, warehouse: str, master: MasterKey, requests: Iter
     return [Erasure(request, per_customer[key]) for key, request in todo.items()]
 
 
-def erasure_requests_in_bronze(spark: SparkSession, warehouse: str) -> list[ErasureRequest]:
-    """`CustomerErasureRequested` events in bronze whose customer is not in the erasure log yet."""
+def erasure_requests_in_bronze(spark: SparkSession, warehouse: str, after: int | None = None, upto: int | None = None) -> list[ErasureRequest]:
+    """`CustomerErasureRequested` events in bronze whose customer is not in the erasure log yet: among the
+    events landed by the commits after version `after` up to `upto`, or in all of bronze (`after` None,
+    or when the change feed cannot tell)."""
+    from jobs.incremental import bronze_changes
+
+    changes = bronze_changes(spark, warehouse, after, upto) if after is not None and upto is not None else None
+    landed = read_table(spark, BRONZE_EVENTS, warehouse) if changes is None else changes
     customer_id = F.coalesce(
         F.get_json_object("data", "$.customer_id"), F.regexp_extract("stream_id", r"^customer-(.+)$", 1)
     )
     events = (
-        read_table(spark, BRONZE_EVENTS, warehouse)
-        .filter(F.col("event_type") == ERASURE_EVENT)
+        landed.filter(F.col("event_type") == ERASURE_EVENT)
         .select("tenant_id", customer_id.alias("customer_id"), F.col("occurred_at").alias("requested_at"), "event_id")
         .filter(F.col("customer_id") != "")
     )
     logged = read_table(spark, ERASURE_LOG, warehouse).select("tenant_id", "customer_id")
     pending = events.join(logged, on=["tenant_id", "customer_id"], how="left_anti").collect()
+    if changes is not None:
+        changes.unpersist()
     return [ErasureRequest(r["tenant_id"], r["customer_id"], r["requested_at"], SOURCE_EVENT, r["event_id"]) for r in pending]
 
 
 def apply_erasure_events(spark: SparkSession, warehouse: str, master: MasterKey) -> list[Erasure]:
-    return erase(spark, warehouse, master, erasure_requests_in_bronze(spark, warehouse))
+    """Honour the erasure requests landed since the last pass (all of bronze's on the first), then
+    record the bronze version this pass read up to. A pass stopped before its record is redone whole
+    by the next (erasing is idempotent)."""
+    from jobs.incremental import bronze_version
+
+    upto = bronze_version(spark, warehouse)
+    checks_path = ensure_table(spark, ERASURE_CHECKS, warehouse)
+    after = spark.read.format("delta").load(checks_path).agg(F.max("bronze_version")).first()[0]
+    if after is not None and after > upto:  # bronze was made anew since: its versions count from 0 again
+        after = None
+    requests = erasure_requests_in_bronze(spark, warehouse, after, upto)
+    erased = erase(spark, warehouse, master, requests)
+    if after != upto:
+        row = spark.createDataFrame([(upto, len(requests), datetime.now(timezone.utc))], ERASURE_CHECKS.ddl)
+        write(spark, row, checks_path, "append")
+    return erased
 
 
 def personal_values(spark: SparkSession, warehouse: str, master: MasterKey, tenant_id: str, customer_id: str) -> set[str]:
@@ -135,12 +164,16 @@ def _addresses_of(spark: SparkSession, warehouse: str, keys: dict[tuple[str, str
     if not keys:
         return {}
     owner_of = {key.key_id: customer for customer, key in keys.items()}
-    pattern = "pii:v1:(" + "|".join(sorted(owner_of)) + "):"
+    tenants = sorted({tenant for tenant, _ in keys})
     texts: list[str] = []
+    # One scan per table; a literal search (`contains`) per key, much cheaper than a regular expression.
     for spec, columns in ((BRONZE_EVENTS, ("data", "metadata")), (QUARANTINE, ("raw_text", "reason"))):
         table = read_table(spark, spec, warehouse)
-        for column in columns:
-            texts.extend(row[0] for row in table.select(column).filter(F.col(column).rlike(pattern)).collect())
+        if "tenant_id" in table.columns:  # data keys belong to one tenant each
+            table = table.filter(F.col("tenant_id").isin(tenants))
+        holds = [F.col(column).contains(f"{TOKEN_PREFIX}{key_id}:") for column in columns for key_id in sorted(owner_of)]
+        hits = table.select(*columns).filter(reduce(lambda a, b: a | b, holds)).collect()
+        texts.extend(row[column] for row in hits for column in columns if row[column] is not None)
     found: dict[tuple[str, str], set[str]] = {}
     for text in texts:
         for key_id, body in tokens_in(text):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,61 @@ def test_status_shows_an_erasure_pending_until_maintenance_makes_it_physical(spa
     print_status(run_settings)
     assert "Erasures: 1 physical, 0 pending" in capsys.readouterr().out
     assert _rows(spark, run_settings.warehouse, "meta/erasure_log")[0]["physical_at"] is not None
+
+
+def _erasure_checks(spark, warehouse: str) -> list[tuple[int, int]]:
+    return sorted((r["bronze_version"], r["requests"]) for r in _rows(spark, warehouse, "meta/erasure_checks"))
+
+
+def _bronze_version(spark, warehouse: str) -> int:
+    return spark.sql(f"DESCRIBE HISTORY delta.`{warehouse}/bronze/events` LIMIT 1").first()["version"]
+
+
+def test_a_landings_erasure_pass_reads_only_the_commits_after_the_last_recorded_check(spark, run_settings, tmp_path):
+    from jobs.landing.files import land_files
+    from jobs.privacy.erasure import ERASURE_CHECKS
+    from jobs.tables import write
+
+    warehouse = run_settings.warehouse
+    first = History()
+    _customer(first, "c1", ALICE[0])
+    _customer(first, "c2", "bob@example.com")
+    first.write(tmp_path / "landing" / "day1")
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+    assert _erasure_checks(spark, warehouse) == [(_bronze_version(spark, warehouse), 0)]
+
+    # c1's request lands and a check is recorded past it, as if a pass had read it: the next pass must
+    # not read it again (landing always runs the pass, so commits before a check were read by one).
+    old = History()
+    old.add("CustomerErasureRequested", "customer-c1", {"customer_id": "c1"}, "2026-01-07T09:00:00Z", event_id="ev-erase-c1")
+    old.write(tmp_path / "landing" / "day2")
+    land_files(spark, warehouse, tmp_path / "landing", "r2")
+    checked = _bronze_version(spark, warehouse)
+    row = spark.createDataFrame([(checked, 0, datetime.now(timezone.utc))], ERASURE_CHECKS.ddl)
+    write(spark, row, ERASURE_CHECKS.path(warehouse), "append")
+
+    new = History()
+    new.add("CustomerErasureRequested", "customer-c2", {"customer_id": "c2"}, "2026-01-08T09:00:00Z", event_id="ev-erase-c2")
+    new.write(tmp_path / "landing" / "day3")
+    pipeline.land(run_settings, tmp_path / "landing", "r3")
+
+    assert [r["customer_id"] for r in _rows(spark, warehouse, "meta/erasure_log")] == ["c2"]
+    assert _erasure_checks(spark, warehouse)[-2:] == [(checked, 0), (_bronze_version(spark, warehouse), 1)]
+
+
+def test_a_check_newer_than_bronze_means_bronze_was_made_anew_and_is_searched_whole(spark, run_settings, tmp_path):
+    from jobs.privacy.erasure import ERASURE_CHECKS
+    from jobs.tables import ensure_table, write
+
+    warehouse = run_settings.warehouse
+    row = spark.createDataFrame([(1_000, 0, datetime.now(timezone.utc))], ERASURE_CHECKS.ddl)
+    write(spark, row, ensure_table(spark, ERASURE_CHECKS, warehouse), "append")
+    history = History()
+    _customer(history, "c1", ALICE[0])
+    history.add("CustomerErasureRequested", "customer-c1", {"customer_id": "c1"}, "2026-01-07T09:00:00Z")
+    history.write(tmp_path / "landing")
+
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+
+    assert [r["customer_id"] for r in _rows(spark, warehouse, "meta/erasure_log")] == ["c1"]
+    assert personal_values(spark, warehouse, _master(run_settings), "t1", "c1") == set()
