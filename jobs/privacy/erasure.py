@@ -13,8 +13,8 @@ keys table (docs/privacy.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import reduce
 from datetime import datetime, timezone
+from functools import reduce
 from typing import Iterable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -92,7 +92,9 @@ def erase(spark: SparkSession, warehouse: str, master: MasterKey, requests: Iter
     return [Erasure(request, per_customer[key]) for key, request in todo.items()]
 
 
-def erasure_requests_in_bronze(spark: SparkSession, warehouse: str, after: int | None = None, upto: int | None = None) -> list[ErasureRequest]:
+def erasure_requests_in_bronze(
+    spark: SparkSession, warehouse: str, after: int | None = None, upto: int | None = None
+) -> list[ErasureRequest]:
     """`CustomerErasureRequested` events in bronze whose customer is not in the erasure log yet: among the
     events landed by the commits after version `after` up to `upto`, or in all of bronze (`after` None,
     or when the change feed cannot tell)."""
@@ -171,7 +173,8 @@ def _addresses_of(spark: SparkSession, warehouse: str, keys: dict[tuple[str, str
         table = read_table(spark, spec, warehouse)
         if "tenant_id" in table.columns:  # data keys belong to one tenant each
             table = table.filter(F.col("tenant_id").isin(tenants))
-        holds = [F.col(column).contains(f"{TOKEN_PREFIX}{key_id}:") for column in columns for key_id in sorted(owner_of)]
+        prefixes = [f"{TOKEN_PREFIX}{key_id}:" for key_id in sorted(owner_of)]
+        holds = [F.col(column).contains(prefix) for column in columns for prefix in prefixes]
         hits = table.select(*columns).filter(reduce(lambda a, b: a | b, holds)).collect()
         texts.extend(row[column] for row in hits for column in columns if row[column] is not None)
     found: dict[tuple[str, str], set[str]] = {}

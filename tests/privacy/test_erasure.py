@@ -180,7 +180,9 @@ def test_a_landings_erasure_pass_reads_only_the_commits_after_the_last_recorded_
     # c1's request lands and a check is recorded past it, as if a pass had read it: the next pass must
     # not read it again (landing always runs the pass, so commits before a check were read by one).
     old = History()
-    old.add("CustomerErasureRequested", "customer-c1", {"customer_id": "c1"}, "2026-01-07T09:00:00Z", event_id="ev-erase-c1")
+    old.add(
+        "CustomerErasureRequested", "customer-c1", {"customer_id": "c1"}, "2026-01-07T09:00:00Z", event_id="ev-erase-c1"
+    )
     old.write(tmp_path / "landing" / "day2")
     land_files(spark, warehouse, tmp_path / "landing", "r2")
     checked = _bronze_version(spark, warehouse)
@@ -188,7 +190,9 @@ def test_a_landings_erasure_pass_reads_only_the_commits_after_the_last_recorded_
     write(spark, row, ERASURE_CHECKS.path(warehouse), "append")
 
     new = History()
-    new.add("CustomerErasureRequested", "customer-c2", {"customer_id": "c2"}, "2026-01-08T09:00:00Z", event_id="ev-erase-c2")
+    new.add(
+        "CustomerErasureRequested", "customer-c2", {"customer_id": "c2"}, "2026-01-08T09:00:00Z", event_id="ev-erase-c2"
+    )
     new.write(tmp_path / "landing" / "day3")
     pipeline.land(run_settings, tmp_path / "landing", "r3")
 
