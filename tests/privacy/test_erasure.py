@@ -161,7 +161,9 @@ def _erasure_checks(spark, warehouse: str) -> list[tuple[int, int]]:
 
 
 def _bronze_version(spark, warehouse: str) -> int:
-    return spark.sql(f"DESCRIBE HISTORY delta.`{warehouse}/bronze/events` LIMIT 1").first()["version"]
+    from jobs.tables import BRONZE_EVENTS, latest_version
+
+    return latest_version(spark, BRONZE_EVENTS.path(warehouse))
 
 
 def test_a_landings_erasure_pass_reads_only_the_commits_after_the_last_recorded_check(spark, run_settings, tmp_path):
