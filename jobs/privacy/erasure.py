@@ -126,13 +126,14 @@ def apply_erasure_events(spark: SparkSession, warehouse: str, master: MasterKey)
     upto = bronze_version(spark, warehouse)
     checks_path = ensure_table(spark, ERASURE_CHECKS, warehouse)
     after = spark.read.format("delta").load(checks_path).agg(F.max("bronze_version")).first()[0]
+    if after == upto:  # nothing landed since the last pass
+        return []
     if after is not None and after > upto:  # bronze was made anew since: its versions count from 0 again
         after = None
     requests = erasure_requests_in_bronze(spark, warehouse, after, upto)
     erased = erase(spark, warehouse, master, requests)
-    if after != upto:
-        row = spark.createDataFrame([(upto, len(requests), datetime.now(timezone.utc))], ERASURE_CHECKS.ddl)
-        write(spark, row, checks_path, "append")
+    row = spark.createDataFrame([(upto, len(requests), datetime.now(timezone.utc))], ERASURE_CHECKS.ddl)
+    write(spark, row, checks_path, "append")
     return erased
 
 
