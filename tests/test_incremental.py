@@ -176,3 +176,41 @@ DAILY = {
     "product_sales_daily": "activity_date",
     "funnel_daily": "session_date",
 }
+
+
+# The marts restated from the orders whose columns they read changed (restate.changed): each must build
+# the same rows whatever `orders` holds in its other columns.
+READ_FROM_ORDERS = ("basket_daily", "funnel_daily", "campaign_performance", "marketing_kpis_daily")
+
+
+@pytest.mark.parametrize("mart", READ_FROM_ORDERS)
+def test_a_mart_reads_only_the_order_columns_it_declares(spark, warehouses, mart):
+    from jobs.marts import mart_module, orders
+    from jobs.marts.contract import BuildContext
+    from jobs.silver import read_silver
+
+    _incremental, full = warehouses
+    module = mart_module(mart)
+    sources = {name: read_silver(spark, full.warehouse, name) for name in module.INPUTS if name != "orders"}
+    published = spark.read.format("delta").load(pipeline.gold_path(full, "orders"))
+    kept = {*orders.CONTRACT.key, *module.ORDER_COLUMNS}
+    assert kept < set(published.columns)
+    others = published.select(*[F.col(n) if n in kept else _another_value(published, n) for n in published.columns])
+    context = BuildContext(as_of=dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc))
+
+    expected = module.build({**sources, "orders": published}, context)
+    assert expected.count() > 0
+    got = module.build({**sources, "orders": others}, context)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def _another_value(frame, name):
+    """Column `name` of `frame` with every value changed (nulls too), in its own type."""
+    column, kind = F.col(name), frame.schema[name].dataType.typeName()
+    changed = {
+        "string": F.concat(F.coalesce(column, F.lit("")), F.lit("-other")),
+        "boolean": ~F.coalesce(column, F.lit(False)),
+        "date": F.date_add(F.coalesce(column, F.lit(dt.date(2026, 1, 1))), 1),
+        "timestamp": F.coalesce(column, F.lit(dt.datetime(2026, 1, 1))) + F.expr("INTERVAL 1 HOUR"),
+    }.get(kind, F.coalesce(column, F.lit(0)) + 7)
+    return changed.cast(frame.schema[name].dataType).alias(name)

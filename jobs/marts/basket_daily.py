@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.orders import changed_orders
 from jobs.marts.restate import Changes, Restatement, keyed, narrowed
 from jobs.marts.currency import count_if, other_currency, precedence, with_row_currency
 
@@ -40,6 +41,12 @@ CONTRACT = MartContract(
 INPUTS = ("orders",)
 
 _KEY = list(CONTRACT.key)
+# The columns of `orders` that `build` reads besides its key (the mart's key among them): an order
+# restated with the same values in all of them leaves its day as it was.
+ORDER_COLUMNS = (
+    "order_date", "channel_source", "order_source", "is_valid", "created_at", "currency", "revenue_cents", "net_cents",
+    "discount_cents", "units",
+)
 
 
 def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
@@ -66,8 +73,8 @@ def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
 
 
 def _touched(changes: Changes, published: DataFrame) -> DataFrame:
-    """The dates of every restated order, where it was and where it is now."""
-    return keyed(changes.marts["orders"], "tenant_id", "order_date")
+    """The dates of every restated order whose columns read here changed, where it was and where it is now."""
+    return keyed(changed_orders(changes, ORDER_COLUMNS), "tenant_id", "order_date")
 
 
 RESTATE = Restatement(

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
+from jobs.marts.orders import changed_orders
 from jobs.marts.restate import Changes, Restatement, Sources, keyed, narrowed, renamed, semi, union_all
 from jobs.marts.sessions import known_sessions
 
@@ -46,6 +47,8 @@ INPUTS = ("orders", "SessionStarted", "EmailCampaignSent", "EmailOpened", "Email
 
 _KEY = ["tenant_id", "campaign_id"]
 _CAMPAIGN_EVENTS = ("EmailCampaignSent", "EmailOpened", "EmailClicked", "CampaignSpendRecorded")
+# The columns of `orders` that `build` reads besides its key (see _touched).
+ORDER_COLUMNS = ("channel_campaign", "is_valid", "created_at", "currency", "revenue_cents")
 
 
 def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
@@ -136,13 +139,14 @@ def with_rates(campaigns: DataFrame) -> DataFrame:
 
 def _touched(changes: Changes, published: DataFrame) -> DataFrame:
     """Campaigns with a new campaign-stream event; the campaigns of every SessionStarted of a session
-    with a new one (a late one may become its first); the campaigns of restated orders, before and after."""
+    with a new one (a late one may become its first); the campaigns of restated orders whose columns
+    read here changed, before and after."""
     sessions = semi(changes.sources["SessionStarted"], keyed(changes.events["SessionStarted"], "tenant_id", "session_id"))
     return union_all(
         [keyed(changes.events[name], *_KEY) for name in _CAMPAIGN_EVENTS]
         + [
             keyed(sessions, "tenant_id", F.col("campaign").alias("campaign_id")),
-            keyed(changes.marts["orders"], "tenant_id", F.col("channel_campaign").alias("campaign_id")),
+            keyed(changed_orders(changes, ORDER_COLUMNS), "tenant_id", F.col("channel_campaign").alias("campaign_id")),
         ]
     )
 

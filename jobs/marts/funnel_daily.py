@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
+from jobs.marts.orders import changed_orders
 from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, on_dates, semi, union_all
 from jobs.marts.sessions import known_sessions
 
@@ -32,6 +33,8 @@ CONTRACT = MartContract(
 INPUTS = ("SessionStarted", "ProductViewed", "CartItemAdded", "OrderCreated", "orders")
 
 _SESSION = ["tenant_id", "session_id"]
+# The columns of `orders` that `build` reads besides its key (see _touched).
+ORDER_COLUMNS = ("session_id", "is_valid")
 
 
 def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
@@ -69,10 +72,10 @@ def _sessions_in(rows: DataFrame, flag: str) -> DataFrame:
 
 
 def _touched(changes: Changes, published: DataFrame) -> DataFrame:
-    """The dates of every session with a new event or a restated order (all its SessionStarted
-    events' dates: a late one may become its first)."""
+    """The dates of every session with a new event or a restated order whose session or validity
+    changed (all its SessionStarted events' dates: a late one may become its first)."""
     named = [keyed(changes.events[name], *_SESSION) for name in ("SessionStarted", "ProductViewed", "CartItemAdded", "OrderCreated")]
-    sessions = union_all([*named, keyed(changes.marts["orders"], *_SESSION)])
+    sessions = union_all([*named, keyed(changed_orders(changes, ORDER_COLUMNS), *_SESSION)])
     return event_dates(semi(changes.sources["SessionStarted"], sessions), "session_date").distinct()
 
 

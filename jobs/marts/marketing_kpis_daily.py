@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
+from jobs.marts.orders import changed_orders
 from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, renamed, semi, streams_touching, union_all
 from jobs.marts.sessions import known_sessions
 from jobs.marts.streams import first_in_stream
@@ -49,6 +50,8 @@ CONTRACT = MartContract(
 INPUTS = ("orders", "SessionStarted", "CustomerRegistered", "CampaignSpendRecorded")
 
 _KEY = ["tenant_id", "activity_date"]
+# The columns of `orders` that `build` reads besides its key (see _touched).
+ORDER_COLUMNS = ("order_date", "is_valid", "created_at", "currency", "revenue_cents", "net_cents")
 
 
 def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
@@ -139,15 +142,15 @@ def with_ratios(days: DataFrame) -> DataFrame:
 
 def _touched(changes: Changes, published: DataFrame) -> DataFrame:
     """The dates of every SessionStarted of a session with a new one, of every CustomerRegistered
-    of a customer with a new one (a late event may become the first), of restated orders (before
-    and after) and of new spend (its spend_date)."""
+    of a customer with a new one (a late event may become the first), of restated orders whose
+    columns read here changed (before and after) and of new spend (its spend_date)."""
     sessions = semi(changes.sources["SessionStarted"], keyed(changes.events["SessionStarted"], "tenant_id", "session_id"))
     customers = keyed(changes.events["CustomerRegistered"], "tenant_id", "customer_id")
     return union_all(
         [
             event_dates(sessions, "activity_date"),
             event_dates(semi(changes.sources["CustomerRegistered"], customers), "activity_date"),
-            changes.marts["orders"].select("tenant_id", F.col("order_date").alias("activity_date")),
+            changed_orders(changes, ORDER_COLUMNS).select("tenant_id", F.col("order_date").alias("activity_date")),
             changes.events["CampaignSpendRecorded"].select("tenant_id", F.col("spend_date").alias("activity_date")),
         ]
     )

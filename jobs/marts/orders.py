@@ -8,7 +8,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, Sources, keyed, narrowed, semi, union_all
+from jobs.marts.restate import Changes, Restatement, Sources, changed, keyed, narrowed, semi, union_all
 from jobs.marts.sessions import known_sessions
 from jobs.marts.streams import first_in_stream
 
@@ -191,6 +191,12 @@ def _narrow(sources: Sources, orders: DataFrame) -> Sources:
     kept = {name: narrowed(sources[name], orders) for name in _ORDER_EVENTS}
     sessions = keyed(kept["OrderCreated"], "tenant_id", "session_id")
     return {**kept, "SessionStarted": narrowed(sources["SessionStarted"], sessions)}
+
+
+def changed_orders(changes: Changes, columns: tuple[str, ...]) -> DataFrame:
+    """The restated orders whose `columns` changed, before and after (key and `columns`): what touches
+    a mart that reads only those columns of `orders` (restate.changed)."""
+    return changed(changes.marts["orders"], CONTRACT.key, columns)
 
 
 _ORDER_EVENTS = tuple(name for name in INPUTS if name != "SessionStarted")

@@ -73,6 +73,16 @@ def union_all(frames: Sequence[DataFrame]) -> DataFrame:
     return materialized(reduce(DataFrame.unionByName, frames).distinct())
 
 
+def changed(rows: DataFrame, key: Sequence[str], columns: Sequence[str]) -> DataFrame:
+    """The rows of an upstream mart's changes (`Changes.marts[name]`: its touched units' rows as
+    published and as rebuilt) whose `columns` differ between the two, or that are on one side only;
+    selected to `key` and `columns`. A mart that reads only `columns` of the upstream one is touched by
+    these alone: most units restated upstream come out as they were (`orders` restates every order
+    of a customer with a new event, and a shipment changes only an order's status)."""
+    selected = rows.select(*key, *columns)
+    return selected.groupBy(*selected.columns).count().filter(F.col("count") == 1).drop("count")
+
+
 def event_dates(events: DataFrame, name: str) -> DataFrame:
     """(tenant_id, <name>): the UTC dates the events occurred on."""
     return events.select("tenant_id", F.to_date("occurred_at").alias(name))
