@@ -180,7 +180,7 @@ DAILY = {
 
 # The marts restated from the orders whose columns they read changed (restate.changed): each must build
 # the same rows whatever `orders` holds in its other columns.
-READ_FROM_ORDERS = ("basket_daily", "funnel_daily", "campaign_performance", "marketing_kpis_daily")
+READ_FROM_ORDERS = ("basket_daily", "product_sales_daily", "funnel_daily", "campaign_performance", "marketing_kpis_daily")
 
 
 @pytest.mark.parametrize("mart", READ_FROM_ORDERS)

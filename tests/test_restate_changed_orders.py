@@ -15,7 +15,7 @@ from jobs.tables import BUILDS
 from tests.histories import History
 from tests.marts.histories_marketing import place_order, start_session
 
-MARTS = ("orders", "basket_daily", "funnel_daily", "campaign_performance", "marketing_kpis_daily")
+MARTS = ("orders", "basket_daily", "product_sales_daily", "funnel_daily", "campaign_performance", "marketing_kpis_daily")
 CHANNEL = ("newsletter", "email", "spring")
 
 
@@ -64,6 +64,8 @@ def test_a_shipment_restates_the_customers_orders_and_no_mart_that_reads_them(ru
 def test_a_refund_restates_the_order_day_and_campaign_of_the_marts_that_read_revenue(runs):
     _warehouse, builds = runs
     assert builds["delivery-2", "basket_daily"]["restated_units"] == 1  # Mar 3
+    # Product sales count the items' gross amount, which a refund does not change.
+    assert builds["delivery-2", "product_sales_daily"]["restated_units"] == 0
     assert builds["delivery-2", "marketing_kpis_daily"]["restated_units"] == 1  # Mar 3
     assert builds["delivery-2", "campaign_performance"]["restated_units"] == 1  # spring
     # The funnel reads only an order's session and validity: a refund leaves it alone.

@@ -8,7 +8,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, on_dates, renamed, union_all
+from jobs.marts.orders import changed_orders
+from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, on_dates, renamed, semi, union_all
 from jobs.marts.currency import count_if, other_currency, precedence, with_row_currency
 from jobs.marts.streams import first_in_stream
 
@@ -42,6 +43,8 @@ CONTRACT = MartContract(
 INPUTS = ("ProductViewed", "CartItemAdded", "CartItemRemoved", "OrderCreated", "orders")
 
 _KEY = ["tenant_id", "activity_date", "product_id"]
+# The columns of `orders` that `build` reads besides its key (see _touched; items come from OrderCreated).
+ORDER_COLUMNS = ("order_date", "is_valid", "created_at", "currency")
 
 
 def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
@@ -101,10 +104,15 @@ def order_items(order_created: DataFrame) -> DataFrame:
 
 
 def _touched(changes: Changes, published: DataFrame) -> DataFrame:
-    """The dates of new views, adds and removals, and the order dates of every restated order."""
+    """The dates of new views, adds and removals; the order dates of restated orders whose columns read
+    here changed (before and after), and of orders with a new OrderCreated (its items may be the first)."""
     counted = [event_dates(changes.events[name], "activity_date") for name in _COUNTED]
-    sold = changes.marts["orders"].select("tenant_id", F.col("order_date").alias("activity_date"))
-    return union_all([*counted, sold])
+    created = semi(changes.sources["orders"], keyed(changes.events["OrderCreated"], "tenant_id", "order_id"))
+    sold = [
+        frame.select("tenant_id", F.col("order_date").alias("activity_date"))
+        for frame in (changed_orders(changes, ORDER_COLUMNS), created)
+    ]
+    return union_all([*counted, *sold])
 
 
 def _narrow(sources: Sources, days: DataFrame) -> Sources:
