@@ -3,7 +3,6 @@
 A simulated history (late events, duplicates, out-of-order streams, every schema version) is landed
 into one warehouse in batches, hour files out of order and a delivery repeated, one pipeline run per
 batch; a second warehouse gets all of it in one full rebuild. Every mart a build restates must be identical.
-The incremental runs narrow their inputs by hashed keys (`restate.narrowed`), as in a long history.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs import pipeline
-from jobs.marts import restate
 from jobs.simulator import SimulatorSettings, simulate
 from jobs.simulator.settings import AnomalySettings
 from jobs.tables import BUILDS
@@ -68,12 +66,7 @@ def warehouses(settings, history, tmp_path_factory):
     landing = root / "landing"
     for number, batch in enumerate(batches):
         _deliver(batch, landing, f"batch-{number}")
-        with pytest.MonkeyPatch.context() as patch:
-            # The restating run narrows by hashed keys, as a long history's hourly run does (its key
-            # sets are past what restate.py brings to the driver); test_restate_changed_orders.py and
-            # the scenarios restate by keys broadcast from the driver.
-            patch.setattr(restate, "SMALL_KEYS", 0)
-            pipeline.run(incremental, landing, run_id=f"batch-{number}")
+        pipeline.run(incremental, landing, run_id=f"batch-{number}")
     pipeline.run(full, landing, run_id="all-at-once", full=True)
     return incremental, full
 

@@ -19,12 +19,9 @@ hourly run touches a few hundred orders or days, computed once on the driver and
 joins (`joinable`), so each semi join scans a silver table instead of sorting all of it against the
 keys (at 2.5M events of history such a sort-merge join ran a 2 GB driver out of memory). It also cuts
 the lineage that would otherwise carry each upstream mart's restatement plan into every downstream one.
-A `narrow` narrows by such a key set with a broadcast semi join (`narrowed`). A larger one, up to
-`MEDIUM_KEYS` (the sessions of the days an hourly run touches in a long history), narrows by a 64-bit
-hash of each key, computed once and broadcast by Spark without passing through Python (8 bytes a key;
-a collision keeps a few streams too many, never too few). With more keys still (most days touched, a
-long backfill) it keeps whole inputs, which cost one build in full instead of a sort of each input
-against the keys before the build's own joins.
+A `narrow` narrows by a key set only when it is that small (`narrowed`): with more keys (most days
+touched, a long backfill) it keeps whole inputs, which cost one build in full instead of a sort of
+each input against the keys before the build's own joins.
 """
 
 from __future__ import annotations
@@ -40,16 +37,9 @@ from pyspark.sql.types import DateType, StringType
 
 # At most this many keys are brought to the driver and broadcast (a few MB).
 SMALL_KEYS = 100_000
-# At most this many keys narrow an input as hashes (`narrowed`): 8 MB of them, which Spark's broadcast
-# holds a few times over on the driver; 1.8M keys sorted against an input ran a 2 GB driver out of memory.
-MEDIUM_KEYS = 1_000_000
 # The key sets `materialized` computed on the driver: joins on them are hinted to broadcast them. The
 # hint is given at the join (`joinable`), not on the frame, where Spark would warn for every other use.
 _SMALL: "weakref.WeakSet[DataFrame]" = weakref.WeakSet()
-# For larger key sets, once per key set and key columns: their distinct hashes, computed (a local
-# checkpoint), or None when more than `MEDIUM_KEYS`.
-_HASHES: "weakref.WeakKeyDictionary[DataFrame, dict[tuple[str, ...], DataFrame | None]]" = weakref.WeakKeyDictionary()
-_HASH = "_key_hash"
 # Types whose values come back from the driver unchanged (a timestamp would pass through Python's
 # local time zone, not the session's).
 _EXACT_TYPES = (StringType, DateType)
@@ -138,32 +128,13 @@ def semi(frame: DataFrame, keys: DataFrame, on: Sequence[str] | None = None) -> 
 
 
 def narrowed(frame: DataFrame, keys: DataFrame, on: Sequence[str] | None = None) -> DataFrame:
-    """For a `narrow`: `semi(frame, keys)` when `materialized` made `keys` small; with up to
-    `MEDIUM_KEYS` keys, the rows whose key hashes like one of them (a superset of the semi join: a
-    stream is kept whole or not at all, and a collision keeps another one too); else `frame` whole.
+    """For a `narrow`: `semi(frame, keys)` when `materialized` made `keys` small, else `frame` whole.
 
     Narrowing by many keys would sort the whole input against them, and the build's own joins sort
     it again: at 10M events of history, funnel_daily narrowed to 1.8M sessions ran a 2 GB driver out
     of memory where its build from whole inputs takes 15 s. Keeping too much is allowed, and the rows
     rebuilt are kept only for the touched units."""
-    if keys in _SMALL:
-        return semi(frame, keys, on)
-    columns = tuple(on or keys.columns)
-    if any(frame.schema[name].dataType != keys.schema[name].dataType for name in columns):
-        return frame  # equal values of different types would hash apart
-    hashes = _hashes(keys, columns)
-    if hashes is None:
-        return frame
-    return frame.join(F.broadcast(hashes), F.xxhash64(*[frame[name] for name in columns]) == hashes[_HASH], "left_semi")
-
-
-def _hashes(keys: DataFrame, columns: tuple[str, ...]) -> DataFrame | None:
-    """The distinct 64-bit hashes of `keys`' `columns`, computed once; None when more than `MEDIUM_KEYS`."""
-    known = _HASHES.setdefault(keys, {})
-    if columns not in known:
-        hashes = keys.select(F.xxhash64(*columns).alias(_HASH)).distinct().localCheckpoint(eager=True)
-        known[columns] = hashes if hashes.count() <= MEDIUM_KEYS else None
-    return known[columns]
+    return semi(frame, keys, on) if keys in _SMALL else frame
 
 
 def on_dates(events: DataFrame, units: DataFrame, date_name: str) -> DataFrame:

@@ -1,6 +1,5 @@
 """Restatement key sets: small ones are computed once and broadcast, so a semi join scans a whole
-silver table instead of sorting it; larger ones narrow by their hashes, broadcast by Spark; more
-still leave inputs whole (jobs/marts/restate.py)."""
+silver table instead of sorting it (jobs/marts/restate.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import datetime as dt
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.marts import restate
 from jobs.marts.restate import keyed, materialized, narrowed, renamed, semi
 
 
@@ -66,35 +64,7 @@ def test_a_semi_join_on_few_keys_is_broadcast_not_sorted(spark):
         assert sorted(row.sequence for row in frame.collect()) == list(range(30))
 
 
-def test_narrowing_by_more_keys_than_the_driver_takes_keeps_their_streams_by_hash(spark, monkeypatch):
-    monkeypatch.setattr(restate, "SMALL_KEYS", 5)
-    events = _events(spark, 10_000)
-    sessions = keyed(events.filter(F.col("sequence") < 1_000), "tenant_id", "session_id")  # 100 sessions
-    days = materialized(spark.createDataFrame([("t1", dt.date(2026, 3, n)) for n in range(1, 8)], "tenant_id string, day date"))
-    dated = events.withColumn("day", F.date_add(F.lit(dt.date(2026, 3, 1)), (F.col("sequence") % 10).cast("int")))
-
-    by_hash = narrowed(events, sessions)
-    by_date = narrowed(dated, days)
-
-    assert sessions not in restate._SMALL and days not in restate._SMALL
-    plan = _plan(by_hash)
-    assert "BroadcastHashJoin" in plan and "SortMergeJoin" not in plan
-    assert sorted(row.sequence for row in by_hash.collect()) == list(range(1_000))  # whole sessions, no other
-    assert_df_equality(by_date, semi(dated, days), ignore_row_order=True, ignore_column_order=True)
-    # The keys' hashes are computed once, whichever input they narrow next.
-    assert restate._hashes(sessions, ("tenant_id", "session_id")) is restate._hashes(sessions, ("tenant_id", "session_id"))
-
-
-def test_keys_of_another_type_than_the_input_leave_it_whole(spark, monkeypatch):
-    monkeypatch.setattr(restate, "SMALL_KEYS", 0)
-    dated = spark.createDataFrame([("t1", dt.date(2026, 3, 2))], "tenant_id string, day date")
-    stamped = dated.select("tenant_id", F.col("day").cast("timestamp").alias("day"))
-
-    assert narrowed(stamped, materialized(dated)) is stamped
-
-
-def test_narrowing_by_very_many_keys_keeps_the_whole_input_instead_of_sorting_it_against_them(spark, monkeypatch):
-    monkeypatch.setattr(restate, "MEDIUM_KEYS", 5)
+def test_narrowing_by_many_keys_keeps_the_whole_input_instead_of_sorting_it_against_them(spark):
     events = _events(spark, 10_000)
     few = keyed(events.filter(F.col("sequence") < 25), "tenant_id", "session_id")
     many = materialized(events.select("tenant_id", "session_id").distinct(), limit=5)
