@@ -31,10 +31,11 @@ demo: setup
 
 # The suite CI runs (.ci/run). The end-to-end stories marked `slow` (Airflow's `dags test` runs, the
 # erasure audit) take most of an hour more on two cores: `make test-slow` runs them, `make test-all` both.
-# TEST_WORKERS test processes (pytest-xdist), each with its own Spark session, take whole test files;
+# TEST_WORKERS test processes (pytest-xdist), each with its own Spark session, take whole test files,
+# the longest first (tests/conftest.py: LONGEST_FIRST; xdist's own reordering is turned off for it);
 # TEST_WORKERS=0 runs everything in one process (easier to debug, and to read its output).
 TEST_WORKERS ?= 2
-PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 test: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
