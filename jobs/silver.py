@@ -78,7 +78,8 @@ def build_silver(
     `meta/silver_frontiers` records the bronze version and catalog each table reflects, moved only
     after the build's writes committed. When every table's record is there and from the current
     catalog, only the events landed after it are upcast and appended (each table one commit, none when
-    nothing is new); otherwise, or with `full`, every table is rewritten from bronze. A rerun after a
+    nothing is new; no work at all when nothing landed since every table's record and no erasure was
+    requested outside the event log since); otherwise, or with `full`, every table is rewritten from bronze. A rerun after a
     stop appends to each table only what it lacks. `only`: just these event types' tables, for tests
     of marts that read a few (held_back and invalid_payloads then cover just those).
     """
@@ -92,6 +93,8 @@ def build_silver(
     changes = None
     if not full and all(s is not None and s.catalog == catalog and s.bronze_version <= upto for s in states.values()):
         oldest = min(states.values(), key=lambda s: s.bronze_version)
+        if oldest.bronze_version == upto and not _erasures_outside_pending(spark, warehouse, event_types):
+            return _nothing_new(spark, warehouse, event_types, upto, oldest, progress)
         changes = bronze_changes(spark, warehouse, oldest.bronze_version, upto, oldest.bronze_rows)
     # Should the build stop before its writes all committed, the next one can tell which did.
     record_silver_writing(spark, warehouse, states_by_name, upto)
@@ -123,6 +126,31 @@ def build_silver(
     record_silver_frontiers(spark, warehouse, names, upto, catalog, report.event_watermark)
     progress(report.summary())
     return report
+
+
+def _nothing_new(spark, warehouse: str, event_types, upto: int, state: TableState, progress) -> SilverReport:
+    """Every table has read bronze up to `upto` already: no table is written and no frontier moves
+    (an hourly run with nothing landed does no silver work)."""
+    watermark = state.event_watermark
+    if watermark is None:  # recorded before the frontiers kept it
+        watermark = latest_occurred_at(spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse)))
+    report = SilverReport(
+        mode="incremental", bronze_version=upto, rows_per_table={t.table_name: 0 for t in event_types}, event_watermark=watermark
+    )
+    progress(report.summary())
+    return report
+
+
+def _erasures_outside_pending(spark: SparkSession, warehouse: str, event_types) -> bool:
+    """Whether an erasure requested outside the event log (`erase`) has not joined its silver table yet."""
+    erasures = CATALOG["CustomerErasureRequested"]
+    if erasures not in event_types:
+        return False
+    from jobs.privacy.erasure import with_erasures_outside_the_event_log
+
+    table = spark.read.format("delta").load(silver_path(warehouse, erasures.table_name))
+    requested = with_erasures_outside_the_event_log(spark, warehouse, table.limit(0))
+    return requested.join(table.select("event_id"), "event_id", "left_anti").limit(1).count() > 0
 
 
 def latest_occurred_at(events: DataFrame) -> str | None:

@@ -16,6 +16,7 @@ from jobs.incremental import bronze_version, silver_states
 from jobs.landing.files import land_files
 from jobs.maintenance import maintain
 from jobs.silver import build_silver, read_silver, silver_path
+from jobs.tables import SILVER_FRONTIERS, latest_version
 from tests.histories import History
 
 TYPES = ("OrderConfirmed", "PaymentCaptured")
@@ -51,6 +52,12 @@ def _land(spark, warehouse: str, folder: Path, delivery: History, name: str) -> 
     land_files(spark, warehouse, folder, name)
 
 
+def _versions(spark, warehouse: str) -> dict[str, int]:
+    """The latest Delta version of every silver table and of the frontiers' record."""
+    paths = [silver_path(warehouse, name) for name in (*TABLES, "invalid_payloads", "held_back")]
+    return {path: latest_version(spark, path) for path in (*paths, SILVER_FRONTIERS.path(warehouse))}
+
+
 @pytest.fixture(scope="module")
 def runs(spark, settings, tmp_path_factory):
     """(warehouse, {step: (report, bronze version)}) after each delivery and build, a forced
@@ -64,6 +71,9 @@ def runs(spark, settings, tmp_path_factory):
     _land(spark, warehouse, root / "landing", second, "confirmations")
     reports["confirmations"] = build_silver(spark, warehouse, only=TYPES), bronze_version(spark, warehouse)
     reports["states"] = silver_states(spark, warehouse, {name: silver_path(warehouse, name) for name in TABLES})
+    before = _versions(spark, warehouse)
+    reports["nothing landed"] = build_silver(spark, warehouse, only=TYPES), bronze_version(spark, warehouse)
+    reports["versions"] = before, _versions(spark, warehouse)
     maintain(dataclasses.replace(settings, warehouse=warehouse), 0, force=True, progress=lambda message: None)
     history = spark.sql(f"DESCRIBE HISTORY delta.`{warehouse}/bronze/events`")
     reports["oldest after maintenance"] = history.agg({"version": "min"}).first()[0]
@@ -84,6 +94,17 @@ def test_a_table_with_nothing_new_still_records_the_bronze_version_it_has_read_u
     _warehouse, reports = runs
     _report, version = reports["confirmations"]
     assert {name: s.bronze_version for name, s in reports["states"].items()} == dict.fromkeys(TABLES, version)
+
+
+def test_a_build_with_nothing_landed_since_the_last_writes_no_table_and_reports_the_same_watermark(runs):
+    _warehouse, reports = runs
+    report, version = reports["nothing landed"]
+    assert version == reports["confirmations"][1]
+    assert report.mode == "incremental"
+    assert report.rows_per_table == dict.fromkeys(TABLES, 0)
+    assert report.event_watermark == reports["confirmations"][0].event_watermark
+    before, after = reports["versions"]
+    assert after == before
 
 
 def test_after_maintenance_deleted_old_bronze_versions_a_build_reads_only_the_new_events(runs):

@@ -124,6 +124,23 @@ def test_the_erase_command_erases_a_customer_outside_the_event_log_once(spark, r
     assert personal_values(spark, run_settings.warehouse, master, "t1", "c2") == set()
 
 
+def test_an_erase_command_after_silver_was_built_joins_it_at_the_next_build_once_though_nothing_landed(
+    spark, run_settings, tmp_path
+):
+    history = History()
+    _customer(history, "c2", "bob@example.com")
+    history.write(tmp_path / "landing")
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+    types = ("CustomerRegistered", "CustomerErasureRequested")
+    build_silver(spark, run_settings.warehouse, only=types)
+    assert main(["erase", "--env", "ci", "--warehouse", run_settings.warehouse, "--tenant", "t1", "--customer", "c2"]) == 0
+
+    builds = [build_silver(spark, run_settings.warehouse, only=types) for _ in range(2)]
+    assert [b.rows_per_table["customer_erasure_requested"] for b in builds] == [1, 0]
+    erasures = _rows(spark, run_settings.warehouse, "silver/customer_erasure_requested")
+    assert [(r["event_id"], r["customer_id"]) for r in erasures] == [("erasure-log:t1:c2", "c2")]
+
+
 def test_landing_without_a_master_key_fails_before_writing_anything(run_settings, tmp_path, monkeypatch):
     for name in ("LAKEHOUSE_MASTER_KEY", "LAKEHOUSE_MASTER_KEY_FILE"):
         monkeypatch.delenv(name, raising=False)
