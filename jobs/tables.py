@@ -142,7 +142,8 @@ def write(spark: SparkSession, frame: DataFrame, path: str, mode: str, metadata:
     the rows written (from the commit's metrics; 0 when Delta made no commit)."""
     from delta.tables import DeltaTable
 
-    before = latest_version(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
+    # An overwrite always commits; only an append of nothing may not (then the latest commit is older).
+    before = latest_version(spark, path) if mode != "overwrite" and DeltaTable.isDeltaTable(spark, path) else None
     writer = frame.write.format("delta").mode(mode)
     if mode == "overwrite":
         writer = writer.option("overwriteSchema", "true")
@@ -150,7 +151,6 @@ def write(spark: SparkSession, frame: DataFrame, path: str, mode: str, metadata:
         writer = writer.option("userMetadata", metadata)
     writer.save(path)
     history = spark.sql(f"DESCRIBE HISTORY {quoted_path(path)} LIMIT 1").collect()[0]
-    # Delta records no commit for an append of nothing: the latest commit is then an earlier write's.
-    if history["version"] == before:
+    if before is not None and history["version"] == before:
         return 0
     return int(history["operationMetrics"].get("numOutputRows", 0))
