@@ -40,6 +40,7 @@ from jobs.spark import get_spark
 from jobs.tables import (
     BUILDS,
     PUBLICATIONS,
+    commit,
     ensure_table,
     insert_new,
     latest_version,
@@ -532,8 +533,7 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
     unvalidated = [mart for mart in todo if mart not in info["validated"]]
     if unvalidated:
         raise PublicationRefused(f"{', '.join(unvalidated)} not validated in run {run_id}: nothing published")
-    for mart in todo:
-        publications.check_major_version(spark, settings, mart, mart_module(mart).CONTRACT.major_version)
+    publications.check_major_versions(spark, settings, {mart: mart_module(mart).CONTRACT.major_version for mart in todo})
     watermark = datetime.fromisoformat(info["event_watermark"]) if info["event_watermark"] else None
     published_list = []
     for mart in todo:
@@ -546,14 +546,14 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
             staged = spark.read.format("delta").option("versionAsOf", validated["staging_version"]).load(
                 staging_path(settings, run_id, mart)
             )
-            staged.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(table.path)
-            version = latest_version(spark, table.path)
+            written = commit(spark, staged, table.path, "overwrite")  # the version and its rows, from the commit
+            version = written.version
             published = Publication(
                 mart=mart,
                 contract_version=contract.version,
                 table_path=table.path,
                 table_version=version,
-                row_count=spark.read.format("delta").option("versionAsOf", version).load(table.path).count(),
+                row_count=written.rows,
             )
             publications.append(
                 spark,

@@ -125,19 +125,23 @@ def append(spark: SparkSession, warehouse: str, entry: LogEntry) -> None:
     insert_new(spark, row, ensure_log(spark, warehouse), _LOG_KEY)
 
 
-def check_major_version(spark: SparkSession, settings: Settings, mart: str, major_version: int) -> None:
-    """Refuse to publish a major older than one published already: its table is out of support."""
-    newest = (
-        read_log(spark, settings.warehouse)
-        .filter((F.col("mart") == mart) & (F.col("action") == PUBLISH))
+def check_major_versions(spark: SparkSession, settings: Settings, majors: dict[str, int]) -> None:
+    """Refuse to publish a major older than one published already (`majors`: mart -> the major about to
+    be published; one read of the log for all): its table is out of support."""
+    newest = {
+        row["mart"]: row["major"]
+        for row in read_log(spark, settings.warehouse)
+        .filter(F.col("mart").isin(list(majors)) & (F.col("action") == PUBLISH))
+        .groupBy("mart")
         .agg(F.max(F.split("contract_version", r"\.")[0].cast("int")).alias("major"))
-        .first()["major"]
-    )
-    if newest is not None and major_version < newest:
-        raise MajorVersionRefused(
-            f"{mart}: contract major version {major_version} is older than the published major {newest} "
-            f"({published_table(settings, mart, newest).sql_name}); nothing published"
-        )
+        .collect()
+    }
+    for mart, major_version in majors.items():
+        if newest.get(mart) is not None and major_version < newest[mart]:
+            raise MajorVersionRefused(
+                f"{mart}: contract major version {major_version} is older than the published major {newest[mart]} "
+                f"({published_table(settings, mart, newest[mart]).sql_name}); nothing published"
+            )
 
 
 def end_older_majors(spark: SparkSession, settings: Settings, mart: str, current: PublishedTable, progress: Progress) -> list[LogEntry]:

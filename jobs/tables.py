@@ -140,6 +140,17 @@ def overwrite(spark: SparkSession, frame: DataFrame, path: str, metadata: str | 
 def write(spark: SparkSession, frame: DataFrame, path: str, mode: str, metadata: str | None = None) -> int:
     """Overwrite or append in one commit, recording `metadata` as the commit's userMetadata; return
     the rows written (from the commit's metrics; 0 when Delta made no commit)."""
+    return commit(spark, frame, path, mode, metadata).rows
+
+
+@dataclass(frozen=True)
+class Commit:
+    version: int | None  # None when Delta made no commit (an append of nothing)
+    rows: int  # the rows written, from the commit's metrics
+
+
+def commit(spark: SparkSession, frame: DataFrame, path: str, mode: str, metadata: str | None = None) -> Commit:
+    """`write`, returning the table version it committed too (read with its metrics, in one query)."""
     from delta.tables import DeltaTable
 
     # An overwrite always commits; only an append of nothing may not (then the latest commit is older).
@@ -152,5 +163,5 @@ def write(spark: SparkSession, frame: DataFrame, path: str, mode: str, metadata:
     writer.save(path)
     history = spark.sql(f"DESCRIBE HISTORY {quoted_path(path)} LIMIT 1").collect()[0]
     if before is not None and history["version"] == before:
-        return 0
-    return int(history["operationMetrics"].get("numOutputRows", 0))
+        return Commit(None, 0)
+    return Commit(history["version"], int(history["operationMetrics"].get("numOutputRows", 0)))

@@ -185,6 +185,10 @@ def test_a_new_major_version_is_published_beside_the_old_table_which_gets_an_end
     # Asked again (the next publication of major 2), the old table is not ended twice.
     assert publications.end_older_majors(spark, run_settings, "orders", new, print) == []
     assert _log(spark, run_settings).filter(F.col("action") == "end_of_support").count() == 1
+    # Publishing major 1 again is refused: its table is out of support.
+    publications.check_major_versions(spark, run_settings, {"orders": 2, "basket_daily": 1})
+    with pytest.raises(publications.MajorVersionRefused, match=r"orders: contract major version 1 is older than the published major 2 \(gold.orders_v2\)"):
+        publications.check_major_versions(spark, run_settings, {"basket_daily": 1, "orders": 1})
     # BI readers see both names until the old one's support ends, then only the new one.
     from jobs.bi.catalog import published_tables
 
