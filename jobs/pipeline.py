@@ -533,7 +533,8 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
     unvalidated = [mart for mart in todo if mart not in info["validated"]]
     if unvalidated:
         raise PublicationRefused(f"{', '.join(unvalidated)} not validated in run {run_id}: nothing published")
-    publications.check_major_versions(spark, settings, {mart: mart_module(mart).CONTRACT.major_version for mart in todo})
+    majors = {mart: mart_module(mart).CONTRACT.major_version for mart in todo}
+    publications.check_major_versions(spark, settings, majors)
     watermark = datetime.fromisoformat(info["event_watermark"]) if info["event_watermark"] else None
     published_list = []
     for mart in todo:

@@ -79,9 +79,10 @@ def build_silver(
     after the build's writes committed. When every table's record is there and from the current
     catalog, only the events landed after it are upcast and appended (each table one commit, none when
     nothing is new; no work at all when nothing landed since every table's record and no erasure was
-    requested outside the event log since); otherwise, or with `full`, every table is rewritten from bronze. A rerun after a
-    stop appends to each table only what it lacks. `only`: just these event types' tables, for tests
-    of marts that read a few (held_back and invalid_payloads then cover just those).
+    requested outside the event log since); otherwise, or with `full`, every table is rewritten from
+    bronze. A rerun after a stop appends to each table only what it lacks. `only`: just these event
+    types' tables, for tests of marts that read a few (held_back and invalid_payloads then cover just
+    those).
     """
     upto = bronze_version(spark, warehouse) if upto is None else upto
     wanted = set(only) if only is not None else None
@@ -133,10 +134,10 @@ def _nothing_new(spark, warehouse: str, event_types, upto: int, state: TableStat
     (an hourly run with nothing landed does no silver work)."""
     watermark = state.event_watermark
     if watermark is None:  # recorded before the frontiers kept it
-        watermark = latest_occurred_at(spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse)))
-    report = SilverReport(
-        mode="incremental", bronze_version=upto, rows_per_table={t.table_name: 0 for t in event_types}, event_watermark=watermark
-    )
+        bronze = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse))
+        watermark = latest_occurred_at(bronze)
+    rows = {t.table_name: 0 for t in event_types}
+    report = SilverReport(mode="incremental", bronze_version=upto, rows_per_table=rows, event_watermark=watermark)
     progress(report.summary())
     return report
 
