@@ -117,8 +117,7 @@ def build_silver(
         # Bronze only gains rows: its largest occurred_at moves on from the landed events alone.
         report.event_watermark = max(filter(None, (oldest.event_watermark, latest_occurred_at(changes))))
     else:
-        at_upto = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse))
-        report.event_watermark = latest_occurred_at(at_upto)
+        report.event_watermark = _watermark_at(spark, warehouse, upto)
     report.unknown_event_types = {
         row["event_type"]: row["count"]
         for row in bronze.filter(~F.col("event_type").isin(list(CATALOG))).groupBy("event_type").count().collect()
@@ -132,10 +131,7 @@ def build_silver(
 def _nothing_new(spark, warehouse: str, event_types, upto: int, state: TableState, progress) -> SilverReport:
     """Every table has read bronze up to `upto` already: no table is written and no frontier moves
     (an hourly run with nothing landed does no silver work)."""
-    watermark = state.event_watermark
-    if watermark is None:  # recorded before the frontiers kept it
-        bronze = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse))
-        watermark = latest_occurred_at(bronze)
+    watermark = state.event_watermark if state.event_watermark is not None else _watermark_at(spark, warehouse, upto)
     rows = {t.table_name: 0 for t in event_types}
     report = SilverReport(mode="incremental", bronze_version=upto, rows_per_table=rows, event_watermark=watermark)
     progress(report.summary())
@@ -147,11 +143,26 @@ def _erasures_outside_pending(spark: SparkSession, warehouse: str, event_types) 
     erasures = CATALOG["CustomerErasureRequested"]
     if erasures not in event_types:
         return False
+    path = silver_path(warehouse, erasures.table_name)
+    empty = spark.read.format("delta").load(path).limit(0)
+    return _with_erasures_outside(spark, warehouse, empty, already_in=path).limit(1).count() > 0
+
+
+def _with_erasures_outside(spark: SparkSession, warehouse: str, rows: DataFrame, already_in: str | None) -> DataFrame:
+    """`rows` of CustomerErasureRequested plus one per erasure requested outside the event log (`erase`),
+    less those the table at `already_in` has (an append's target; None for a rewrite): each joins once."""
     from jobs.privacy.erasure import with_erasures_outside_the_event_log
 
-    table = spark.read.format("delta").load(silver_path(warehouse, erasures.table_name))
-    requested = with_erasures_outside_the_event_log(spark, warehouse, table.limit(0))
-    return requested.join(table.select("event_id"), "event_id", "left_anti").limit(1).count() > 0
+    requested = with_erasures_outside_the_event_log(spark, warehouse, rows)
+    if already_in is None:
+        return requested
+    return requested.join(spark.read.format("delta").load(already_in).select("event_id"), "event_id", "left_anti")
+
+
+def _watermark_at(spark: SparkSession, warehouse: str, version: int) -> str | None:
+    """Bronze's largest occurred_at at `version`, read from bronze (when no frontier recorded it)."""
+    bronze = spark.read.format("delta").option("versionAsOf", version).load(BRONZE_EVENTS.path(warehouse))
+    return latest_occurred_at(bronze)
 
 
 def latest_occurred_at(events: DataFrame) -> str | None:
@@ -168,13 +179,9 @@ def _write_silver(spark, warehouse, event_types, rows_for, mode: str, upto: int,
     writes = {silver_path(warehouse, t.table_name): upcast_into(silver_path(warehouse, t.table_name), t).events for t in event_types}
     erasures = silver_path(warehouse, CATALOG["CustomerErasureRequested"].table_name)
     if erasures in writes:
-        # Erasures requested outside the event log (`erase`) join the table, each once.
-        from jobs.privacy.erasure import with_erasures_outside_the_event_log
-
-        requested = with_erasures_outside_the_event_log(spark, warehouse, writes[erasures])
-        if mode == "append":
-            requested = requested.join(spark.read.format("delta").load(erasures).select("event_id"), "event_id", "left_anti")
-        writes[erasures] = requested
+        writes[erasures] = _with_erasures_outside(
+            spark, warehouse, writes[erasures], already_in=erasures if mode == "append" else None
+        )
     invalid, held_back = silver_path(warehouse, "invalid_payloads"), silver_path(warehouse, "held_back")
     # One union part per event type; few rows, so one file instead of one per part. repartition, not
     # coalesce: coalesce(1) ran every part's read of bronze in a single task (at 2.5M events, 159 s
