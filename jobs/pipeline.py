@@ -537,9 +537,10 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
     publications.check_major_versions(spark, settings, majors)
     watermark = datetime.fromisoformat(info["event_watermark"]) if info["event_watermark"] else None
     published_list = []
+    table_of = {}
     for mart in todo:
         contract = mart_module(mart).CONTRACT
-        table = publications.published_table(settings, mart, contract.major_version)
+        table = table_of[mart] = publications.published_table(settings, mart, contract.major_version)
         validated = info["validated"][mart]
         before = _table_version(spark, table.path)
         readers_see = partial(_after_failed_publish, spark, table, before)  # asked only on failure
@@ -571,9 +572,10 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
                     action=publications.PUBLISH,
                 ),
             )
-        publications.end_older_majors(spark, settings, mart, table, progress)
         published_list.append(published)
         progress(f"published {mart} v{contract.version} to {table.sql_name} as table version {version}: {published.row_count} rows")
+    # Once for all marts, after their publication (a run killed before it: at the next publication).
+    publications.end_older_majors(spark, settings, {p.mart: table_of[p.mart] for p in published_list}, progress)
     _remove_staging(spark, settings, run_id)
     _remove_stale_staging(spark, settings, progress)
     return published_list

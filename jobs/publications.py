@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -144,16 +144,28 @@ def check_major_versions(spark: SparkSession, settings: Settings, majors: dict[s
             )
 
 
-def end_older_majors(spark: SparkSession, settings: Settings, mart: str, current: PublishedTable, progress: Progress) -> list[LogEntry]:
-    """Give every older major table of the mart still in support an end date (logged once)."""
-    rows = read_log(spark, settings.warehouse).filter(
-        (F.col("mart") == mart) & (F.col("table_path") != current.path)
+def end_older_majors(
+    spark: SparkSession, settings: Settings, current: Mapping[str, PublishedTable], progress: Progress
+) -> list[LogEntry]:
+    """Give every older major table of the marts (`current`: mart -> the table just published) still in
+    support an end date (logged once). One read of the log for all marts."""
+    if not current:
+        return []
+    log = read_log(spark, settings.warehouse)
+    older = log.filter(
+        F.col("mart").isin(list(current))
+        & ~F.col("table_path").isin([table.path for table in current.values()])
     )
-    latest = rows.groupBy("table_path").agg(F.max_by(F.struct(*rows.columns), "published_at").alias("row")).collect()
+    latest = (
+        older.groupBy("mart", "table_path")
+        .agg(F.max_by(F.struct(*log.columns), "published_at").alias("row"))
+        .orderBy("mart", "table_path")
+        .collect()
+    )
     until = datetime.now(timezone.utc) + timedelta(days=settings.publication.major_version_support_days)
     ended = []
     for each in latest:
-        row = each["row"]
+        row, mart = each["row"], each["mart"]
         if row["action"] == END_OF_SUPPORT:
             continue
         old = published_table(settings, mart, int(row["contract_version"].split(".")[0]))
@@ -165,13 +177,13 @@ def end_older_majors(spark: SparkSession, settings: Settings, mart: str, current
             run_id=row["run_id"],
             event_watermark=row["event_watermark"],
             row_count=row["row_count"],
-            validation_result=f"superseded by {current.sql_name}",
+            validation_result=f"superseded by {current[mart].sql_name}",
             action=END_OF_SUPPORT,
             supported_until=until,
         )
         append(spark, settings.warehouse, entry)
         ended.append(entry)
-        progress(f"{old.sql_name} stays readable, supported until {until:%Y-%m-%d %H:%M} UTC ({current.sql_name} replaces it)")
+        progress(f"{old.sql_name} stays readable, supported until {until:%Y-%m-%d %H:%M} UTC ({current[mart].sql_name} replaces it)")
     return ended
 
 

@@ -183,7 +183,7 @@ def test_a_new_major_version_is_published_beside_the_old_table_which_gets_an_end
     (second,) = log.filter(F.col("run_id") == "second").filter(F.col("action") == "publish").collect()
     assert (second["contract_version"], second["table_path"]) == ("2.0", new.path)
     # Asked again (the next publication of major 2), the old table is not ended twice.
-    assert publications.end_older_majors(spark, run_settings, "orders", new, print) == []
+    assert publications.end_older_majors(spark, run_settings, {"orders": new}, print) == []
     assert _log(spark, run_settings).filter(F.col("action") == "end_of_support").count() == 1
     # Publishing major 1 again is refused: its table is out of support.
     publications.check_major_versions(spark, run_settings, {"orders": 2, "basket_daily": 1})

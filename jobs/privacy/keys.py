@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.privacy.crypto import DataKey, MasterKey, Subject, new_key
-from jobs.tables import TableSpec, ensure_table, insert_new, quoted_path
+from jobs.tables import TableSpec, commit_metrics, ensure_table, insert_new, latest_version
 
 DATA_KEYS = TableSpec(
     "keys",
@@ -64,8 +64,8 @@ class KeyStore:
         insert_new(self.spark, self.spark.createDataFrame(rows, DATA_KEYS.ddl), self.path, ("tenant_id", "kind", "subject"))
         # A key is used only once it is committed. The commit's metrics say whether every row went in
         # (one writer at a time, so they do); otherwise read back what is stored.
-        commit = self.spark.sql(f"DESCRIBE HISTORY {quoted_path(self.path)} LIMIT 1").collect()[0]
-        if int(commit["operationMetrics"].get("numTargetRowsInserted", -1)) == len(new):
+        metrics = commit_metrics(self.spark, self.path, latest_version(self.spark, self.path))
+        if int(metrics.get("numTargetRowsInserted", -1)) == len(new):
             self._keys.update(made)
             self._ids.update({subject: key.key_id for subject, key in made.items()})
             return len(new)
