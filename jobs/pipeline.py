@@ -34,6 +34,7 @@ from jobs.landing.files import LandingReport, land_files
 from jobs.marts import MART_NAMES, mart_module
 from jobs.marts.contract import BuildContext
 from jobs.marts.restate import Changes, joinable, materialized
+from jobs.marts.shared import reused
 from jobs.segments import check_with_spark as check_segments_with_spark
 from jobs.silver import SilverReport, build_silver, read_silver
 from jobs.spark import get_spark
@@ -302,49 +303,51 @@ def _build_marts(
     sources: dict[str, DataFrame] = {}
     changed: dict[str, DataFrame] = {}  # restated marts: their touched units' rows, as published and as rebuilt
     built: dict[str, Built] = {}
-    for mart in _enabled_marts(settings):
-        module = mart_module(mart)
-        for name in module.INPUTS:
-            if name not in sources and name not in MART_NAMES:
-                events = read_silver(spark, settings.warehouse, name)
-                sources[name] = events.filter(F.col("occurred_at") <= F.lit(as_of))
-        path = path_of(mart)
-        with failing_clearly(step, f"mart {mart}", path, lambda: _PUBLISHED_UNTOUCHED):
-            restate = getattr(module, "RESTATE", None)
-            upstream_restated = all(name in changed for name in module.INPUTS if name in MART_NAMES)
-            if restating and restate is not None and mart in since and upstream_restated:
-                published = spark.read.format("delta").load(gold_path(settings, mart))
+    # Frames several marts derive from the same whole input are computed once (jobs/marts/shared.py).
+    with reused(sources):
+        for mart in _enabled_marts(settings):
+            module = mart_module(mart)
+            for name in module.INPUTS:
+                if name not in sources and name not in MART_NAMES:
+                    events = read_silver(spark, settings.warehouse, name)
+                    sources[name] = events.filter(F.col("occurred_at") <= F.lit(as_of))
+            path = path_of(mart)
+            with failing_clearly(step, f"mart {mart}", path, lambda: _PUBLISHED_UNTOUCHED):
+                restate = getattr(module, "RESTATE", None)
+                upstream_restated = all(name in changed for name in module.INPUTS if name in MART_NAMES)
+                if restating and restate is not None and mart in since and upstream_restated:
+                    published = spark.read.format("delta").load(gold_path(settings, mart))
 
-                def touched(events_of: Callable[[str], DataFrame], marts: dict[str, DataFrame]) -> DataFrame:
-                    events = {
-                        name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of))
-                        for name in module.INPUTS
-                        if name not in MART_NAMES
-                    }
-                    return restate.touched(Changes(events=events, marts=marts, sources=sources), published)
+                    def touched(events_of: Callable[[str], DataFrame], marts: dict[str, DataFrame]) -> DataFrame:
+                        events = {
+                            name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of))
+                            for name in module.INPUTS
+                            if name not in MART_NAMES
+                        }
+                        return restate.touched(Changes(events=events, marts=marts, sources=sources), published)
 
-                unit = list(restate.unit)
-                units = touched(lambda name: restating.new_events(mart, name), changed)
-                window = restating.window
-                if window is not None and mart in window.marts:
-                    # The range from all data: its events, and the rows of the marts it reads dated in it
-                    # (basket_daily reads only orders: its days in the range are restated from all orders).
-                    upstream = {name: _within(sources[name], window.days) for name in module.INPUTS if name in MART_NAMES}
-                    units = units.unionByName(_within(touched(window.events, upstream), window.days)).distinct()
-                units = materialized(units).cache()  # few: computed once, broadcast to joins (restate.py)
-                keys = joinable(units)
-                rebuilt = module.build(restate.narrow(sources, units), context).join(keys, on=unit, how="left_semi")
-                rows = overwrite(spark, published.join(keys, on=unit, how="left_anti").unionByName(rebuilt), path)
-                staged = spark.read.format("delta").load(path)
-                changed[mart] = published.join(keys, on=unit, how="left_semi").unionByName(staged.join(keys, on=unit, how="left_semi"))
-                built[mart] = Built("restated", rows, upto, units.count())
-                units.unpersist()
-                progress(f"built {mart}: {built[mart].restated_units} ({', '.join(unit)}) restated, {rows} rows")
-            else:
-                rows = overwrite(spark, module.build(sources, context), path)
-                built[mart] = Built("full", rows, upto)
-                progress(f"built {mart} in full: {rows} rows")
-        sources[mart] = spark.read.format("delta").load(path)
+                    unit = list(restate.unit)
+                    units = touched(lambda name: restating.new_events(mart, name), changed)
+                    window = restating.window
+                    if window is not None and mart in window.marts:
+                        # The range from all data: its events, and the rows of the marts it reads dated in it
+                        # (basket_daily reads only orders: its days in the range are restated from all orders).
+                        upstream = {name: _within(sources[name], window.days) for name in module.INPUTS if name in MART_NAMES}
+                        units = units.unionByName(_within(touched(window.events, upstream), window.days)).distinct()
+                    units = materialized(units).cache()  # few: computed once, broadcast to joins (restate.py)
+                    keys = joinable(units)
+                    rebuilt = module.build(restate.narrow(sources, units), context).join(keys, on=unit, how="left_semi")
+                    rows = overwrite(spark, published.join(keys, on=unit, how="left_anti").unionByName(rebuilt), path)
+                    staged = spark.read.format("delta").load(path)
+                    changed[mart] = published.join(keys, on=unit, how="left_semi").unionByName(staged.join(keys, on=unit, how="left_semi"))
+                    built[mart] = Built("restated", rows, upto, units.count())
+                    units.unpersist()
+                    progress(f"built {mart}: {built[mart].restated_units} ({', '.join(unit)}) restated, {rows} rows")
+                else:
+                    rows = overwrite(spark, module.build(sources, context), path)
+                    built[mart] = Built("full", rows, upto)
+                    progress(f"built {mart} in full: {rows} rows")
+            sources[mart] = spark.read.format("delta").load(path)
     return built
 
 

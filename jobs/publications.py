@@ -183,7 +183,10 @@ def end_older_majors(
         )
         append(spark, settings.warehouse, entry)
         ended.append(entry)
-        progress(f"{old.sql_name} stays readable, supported until {until:%Y-%m-%d %H:%M} UTC ({current[mart].sql_name} replaces it)")
+        progress(
+            f"{old.sql_name} stays readable, supported until {until:%Y-%m-%d %H:%M} UTC "
+            f"({current[mart].sql_name} replaces it)"
+        )
     return ended
 
 
