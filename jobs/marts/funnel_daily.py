@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import reduce
 from typing import Mapping
 
 from pyspark.sql import DataFrame
@@ -37,19 +38,23 @@ _SESSION = ["tenant_id", "session_id"]
 ORDER_COLUMNS = ("session_id", "is_valid")
 
 
+# The inputs whose rows mark a session's steps, and the flag each sets.
+_STEPS = (
+    ("ProductViewed", "has_view"),
+    ("CartItemAdded", "has_add_to_cart"),
+    ("OrderCreated", "has_order"),
+    ("orders", "has_valid_order"),
+)
+
+
 def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
     """Each known session counts on its own date, at every step any event of which carries its id,
     whatever that event's own date. Events naming a session without a known SessionStarted find no
     session here and are left out."""
-    valid_orders = sources["orders"].filter(F.col("is_valid"))
     sessions = (
         known_sessions(sources["SessionStarted"])
         .select(*_SESSION, "session_date")
-        .join(_sessions_in(sources["ProductViewed"], "has_view"), on=_SESSION, how="left")
-        .join(_sessions_in(sources["CartItemAdded"], "has_add_to_cart"), on=_SESSION, how="left")
-        .join(_sessions_in(sources["OrderCreated"], "has_order"), on=_SESSION, how="left")
-        # A valid order's session is that of its first OrderCreated (the orders mart's session_id).
-        .join(_sessions_in(valid_orders, "has_valid_order"), on=_SESSION, how="left")
+        .join(_session_steps(sources), on=_SESSION, how="left")
     )
     daily = sessions.groupBy("tenant_id", "session_date").agg(
         F.count(F.lit(1)).alias("sessions"),
@@ -61,14 +66,22 @@ def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
     return CONTRACT.conform(daily)
 
 
-def _sessions_in(rows: DataFrame, flag: str) -> DataFrame:
-    """The tenant's sessions named by at least one row, each once, flagged."""
-    return (
-        rows.filter(F.col("session_id").isNotNull())
-        .select(*_SESSION)
-        .distinct()
-        .withColumn(flag, F.lit(True))
-    )
+def _session_steps(sources: Mapping[str, DataFrame]) -> DataFrame:
+    """Per session named by a row of any step's input: each step's flag, true when one of its rows names
+    the session, else null. A valid order's session is that of its first OrderCreated (the orders mart's
+    session_id). One aggregate over the inputs' union, which each partition combines before the
+    shuffle, where a distinct and a join per step moved and sorted each input apart."""
+    flags = [flag for _name, flag in _STEPS]
+    rows = {name: sources[name] for name, _flag in _STEPS}
+    rows["orders"] = rows["orders"].filter(F.col("is_valid"))
+    marked = [
+        rows[name]
+        .filter(F.col("session_id").isNotNull())
+        .select(*_SESSION, *(F.lit(True if other == flag else None).cast("boolean").alias(other) for other in flags))
+        for name, flag in _STEPS
+    ]
+    union = reduce(DataFrame.unionByName, marked)
+    return union.groupBy(*_SESSION).agg(*(F.max(flag).alias(flag) for flag in flags))
 
 
 def _touched(changes: Changes, published: DataFrame) -> DataFrame:
