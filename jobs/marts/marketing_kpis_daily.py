@@ -58,20 +58,14 @@ def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
     sessions = daily_sessions(sources["SessionStarted"])
     amounts = daily_amounts(sources["orders"], sources["CampaignSpendRecorded"])
     registrations = daily_new_customers(sources["CustomerRegistered"])
+    # Every tenant and date that any of the daily frames has a row for (one row each per key): full
+    # outer joins evaluate each frame once, where a union of their keys joined back evaluated it twice.
     days = (
-        activity_days(sessions, amounts, registrations)
-        .join(sessions, on=_KEY, how="left")
-        .join(amounts, on=_KEY, how="left")
-        .join(registrations, on=_KEY, how="left")
+        reduce(lambda left, right: left.join(right, on=_KEY, how="full"), [sessions, amounts, registrations])
         .transform(with_defaults)
         .transform(with_ratios)
     )
     return CONTRACT.conform(days)
-
-
-def activity_days(*daily: DataFrame) -> DataFrame:
-    """Every tenant and date that any of the daily frames has a row for."""
-    return reduce(DataFrame.unionByName, [frame.select(*_KEY) for frame in daily]).distinct()
 
 
 def daily_sessions(session_started: DataFrame) -> DataFrame:
