@@ -66,14 +66,14 @@ _VISITOR = ["tenant_id", "experiment_id", "anonymous_id"]
 def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
     # The assignments feed three parts of the counts (conversions, visitors, contamination): computed
     # once, not windowed over every exposure again for each part (the build 5.1 -> 4.1 s at 2.5M events).
+    splits = context.experiment_splits
     visitors = visitor_assignments(sources["ExperimentExposed"]).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         conversions = visitor_conversions(visitors, sources["SessionStarted"], sources["orders"])
-        splits = context.experiment_splits
         counts = variant_counts(visitors, conversions, sources["ExperimentExposed"], splits).collect()
     finally:
         visitors.unpersist()
-    rows = with_statistics([row.asDict() for row in counts], context.experiment_splits)
+    rows = with_statistics([row.asDict() for row in counts], splits)
     spark = sources["orders"].sparkSession
     return CONTRACT.conform(spark.createDataFrame(rows, ", ".join(f"{n} {t}" for n, t in CONTRACT.columns)))
 
