@@ -26,6 +26,7 @@ from pyspark.sql import SparkSession
 
 from jobs import storage
 from jobs.config import Settings
+from jobs.silver import SPLIT as SILVER_SPLIT
 from jobs.spark import get_spark
 from jobs.tables import quoted_path
 
@@ -102,6 +103,10 @@ def maintain(
                  f"{table.log_files_deleted} (versions from {table.earliest_version} remain)")
         return table
 
+    # Maintenance holds every writer lease: no full rebuild is using its copy of bronze now, and one
+    # left there was left by a build killed before its cleanup.
+    if storage.delete(spark, f"{settings.warehouse.rstrip('/')}/{SILVER_SPLIT}"):
+        progress(f"removed {SILVER_SPLIT}, left by a full rebuild that was stopped")
     try:
         # Tables are independent and each is a few small jobs: side by side, Delta's per-commit
         # latency overlaps (as silver's writes do).

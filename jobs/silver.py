@@ -9,15 +9,17 @@ exists) and `invalid_payloads`.
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import Iterable
+from typing import Iterable, Iterator
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs import storage
 from jobs.events.catalog import CATALOG, EVENT_TYPES
 from jobs.incremental import (
     TableState,
@@ -100,32 +102,71 @@ def build_silver(
     # Should the build stop before its writes all committed, the next one can tell which did.
     record_silver_writing(spark, warehouse, states_by_name, upto)
     if changes is None:
-        # Read once for every table: on local disk, not in the driver's heap. Held in memory (the default),
-        # bronze of 2.5M events overflowed a 2 GB heap when its spilled blocks were read back (benchmark).
         bronze = spark.read.format("delta").option("versionAsOf", upto).load(BRONZE_EVENTS.path(warehouse))
-        bronze = bronze.persist(StorageLevel.DISK_ONLY)
-        report = _write_silver(spark, warehouse, event_types, lambda path: bronze, "overwrite", upto, catalog)
+        if wanted is not None:  # other catalog types are not needed; unknown ones are still counted
+            bronze = bronze.filter(F.col("event_type").isin(list(wanted)) | ~F.col("event_type").isin(list(CATALOG)))
+        with _split_by_type(spark, warehouse, bronze) as split:
+            report = _write_silver(spark, warehouse, event_types, split.of_type, "overwrite", upto, catalog)
+            report.event_watermark = latest_occurred_at(split.rows)
+            report.unknown_event_types = _counts_by_type(split.unknown())
     else:
-        def since(path: str) -> DataFrame:
+        def since(path: str, event_type) -> DataFrame:
             return changes.filter(F.col("_commit_version") > states[path].bronze_version).drop("_commit_version")
 
-        bronze = changes
         report = _write_silver(spark, warehouse, event_types, since, "append", upto, catalog)
-    if changes is None:
-        report.event_watermark = latest_occurred_at(bronze)
-    elif oldest.event_watermark is not None:
-        # Bronze only gains rows: its largest occurred_at moves on from the landed events alone.
-        report.event_watermark = max(filter(None, (oldest.event_watermark, latest_occurred_at(changes))))
-    else:
-        report.event_watermark = _watermark_at(spark, warehouse, upto)
-    report.unknown_event_types = {
-        row["event_type"]: row["count"]
-        for row in bronze.filter(~F.col("event_type").isin(list(CATALOG))).groupBy("event_type").count().collect()
-    }
-    bronze.unpersist()
+        if oldest.event_watermark is not None:
+            # Bronze only gains rows: its largest occurred_at moves on from the landed events alone.
+            report.event_watermark = max(filter(None, (oldest.event_watermark, latest_occurred_at(changes))))
+        else:
+            report.event_watermark = _watermark_at(spark, warehouse, upto)
+        report.unknown_event_types = _counts_by_type(changes.filter(~F.col("event_type").isin(list(CATALOG))))
+        changes.unpersist()
     record_silver_frontiers(spark, warehouse, names, upto, catalog, report.event_watermark)
     progress(report.summary())
     return report
+
+
+# Under the warehouse, a full build's copy of bronze with one partition per silver table (column `_PART`:
+# the event type, or `_UNKNOWN` for types the catalog does not know), removed when the build ends.
+SPLIT = "_scratch/silver_split"
+_PART = "_silver_table"
+_UNKNOWN = "_unknown"
+
+
+@dataclass(frozen=True)
+class _Split:
+    rows: DataFrame  # bronze's columns and `_PART`
+    columns: tuple[str, ...]  # bronze's
+
+    def of_type(self, _path: str, event_type) -> DataFrame:
+        """The rows of one event type: only its partition's files are read."""
+        return self.rows.filter(F.col(_PART) == event_type.name).select(*self.columns)
+
+    def unknown(self) -> DataFrame:
+        return self.rows.filter(F.col(_PART) == _UNKNOWN).select(*self.columns)
+
+
+@contextmanager
+def _split_by_type(spark: SparkSession, warehouse: str, bronze: DataFrame) -> Iterator[_Split]:
+    """Bronze written once into a Delta table partitioned by event type, read by each silver table's
+    parts from its own partition; deleted after. Before, a disk cache of all of bronze was read whole for
+    each event type and each of its parts (events, invalid payloads, held back: about 70 reads): silver
+    took 1,078 of a full rebuild's 1,158 s at 10M events in the benchmark, reading 223 GiB."""
+    scratch = f"{warehouse.rstrip('/')}/{SPLIT}"
+    # A path of its own: Delta caches a table's log by path, and a table deleted and written again at
+    # the same path could be read through a stale one.
+    path = f"{scratch}/{uuid.uuid4().hex}"
+    part = F.when(F.col("event_type").isin(list(CATALOG)), F.col("event_type")).otherwise(F.lit(_UNKNOWN))
+    storage.delete(spark, scratch)  # what a stopped build left (the writer lock excludes another build)
+    try:
+        bronze.withColumn(_PART, part).write.format("delta").partitionBy(_PART).save(path)
+        yield _Split(spark.read.format("delta").load(path), tuple(bronze.columns))
+    finally:
+        storage.delete(spark, scratch)
+
+
+def _counts_by_type(rows: DataFrame) -> dict[str, int]:
+    return {row["event_type"]: row["count"] for row in rows.groupBy("event_type").count().collect()}
 
 
 def _nothing_new(spark, warehouse: str, event_types, upto: int, state: TableState, progress) -> SilverReport:
@@ -172,9 +213,10 @@ def latest_occurred_at(events: DataFrame) -> str | None:
 
 
 def _write_silver(spark, warehouse, event_types, rows_for, mode: str, upto: int, catalog: str) -> SilverReport:
-    """Upcast each table's bronze rows (`rows_for(path)`) and write every table in one commit each."""
+    """Upcast each table's bronze rows (those of `rows_for(path, event_type)` of its type) and write every
+    table in one commit each."""
     def upcast_into(path: str, event_type) -> Upcast:
-        return upcast(rows_for(path).filter(F.col("event_type") == event_type.name), event_type)
+        return upcast(rows_for(path, event_type).filter(F.col("event_type") == event_type.name), event_type)
 
     writes = {silver_path(warehouse, t.table_name): upcast_into(silver_path(warehouse, t.table_name), t).events for t in event_types}
     erasures = silver_path(warehouse, CATALOG["CustomerErasureRequested"].table_name)

@@ -9,8 +9,8 @@ expired. A command holds its leases while it runs.
 
 Groups, not single tables, are locked, following who writes what:
 - `bronze`: bronze/events, bronze/quarantine, meta/landing_ledger (landing);
-- `marts`: silver, staging, gold, meta/publications, replays and Data Docs (build, validate,
-  publish, backfill, replay, the nightly validation).
+- `marts`: silver (and its full rebuild's `_scratch/silver_split`), staging, gold, meta/publications,
+  replays and Data Docs (build, validate, publish, backfill, replay, the nightly validation).
 Maintenance rewrites every table and takes both. Several names are always taken in sorted order, so
 two writers never wait for each other.
 

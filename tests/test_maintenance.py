@@ -9,6 +9,7 @@ import pytest
 
 from jobs.landing.files import land_files
 from jobs.maintenance import RetentionRefused, delta_tables, maintain
+from jobs.silver import SPLIT as SILVER_SPLIT
 from jobs.tables import quoted_path
 from tests.histories import History
 
@@ -41,3 +42,15 @@ def test_forced_zero_retention_deletes_files_no_version_needs_and_keeps_tables_r
     assert len(_parquet_files(bronze)) < len(files_before)
     assert spark.read.format("delta").load(bronze).count() == 3
     assert set(delta_tables(spark, warehouse)) == set(done)
+
+
+def test_maintenance_removes_the_copy_of_bronze_that_a_stopped_full_rebuild_left(spark, settings, warehouse):
+    left = Path(warehouse) / SILVER_SPLIT / "a-build-killed-before-its-cleanup"
+    spark.range(3).write.format("delta").save(str(left))
+    messages: list[str] = []
+
+    done = maintain(dataclasses.replace(settings, warehouse=warehouse), 0, force=True, progress=messages.append)
+
+    assert not (Path(warehouse) / SILVER_SPLIT).exists()
+    assert str(left) not in {table.path for table in done}
+    assert any(message.startswith(f"removed {SILVER_SPLIT}") for message in messages)

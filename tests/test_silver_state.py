@@ -7,16 +7,19 @@ has deleted every old version of bronze, of both again, with a build after each 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
+from jobs.events.catalog import CATALOG
 from jobs.incremental import bronze_version, silver_states
 from jobs.landing.files import land_files
 from jobs.maintenance import maintain
-from jobs.silver import build_silver, read_silver, silver_path
-from jobs.tables import SILVER_FRONTIERS, latest_version
+from jobs.silver import SPLIT, _split_by_type, build_silver, read_silver, silver_path
+from jobs.tables import BRONZE_EVENTS, SILVER_FRONTIERS, latest_version
 from tests.histories import History
 
 TYPES = ("OrderConfirmed", "PaymentCaptured")
@@ -164,3 +167,55 @@ def test_a_build_stopped_after_some_writes_is_rerun_without_skipping_or_doubling
     ids = {name: [r["event_id"] for r in read_silver(spark, warehouse, name).collect()] for name in TYPES}
     assert len(ids["OrderConfirmed"]) == len(set(ids["OrderConfirmed"])) == 6
     assert len(ids["PaymentCaptured"]) == len(set(ids["PaymentCaptured"])) == 4
+
+
+def _split_folder(warehouse: str) -> Path:
+    return Path(warehouse) / SPLIT
+
+
+def test_a_full_build_reads_each_type_from_its_own_partition_of_a_copy_of_bronze(spark, warehouse, tmp_path):
+    first, _second, _third = _deliveries()
+    _land(spark, warehouse, tmp_path / "landing", first, "both")
+    bronze = spark.read.format("delta").load(BRONZE_EVENTS.path(warehouse))
+
+    with _split_by_type(spark, warehouse, bronze) as split:
+        confirmations = split.of_type(silver_path(warehouse, "order_confirmed"), CATALOG["OrderConfirmed"])
+        plan = confirmations._jdf.queryExecution().executedPlan().toString()
+        rows = sorted(confirmations.collect())
+        assert any(_split_folder(warehouse).iterdir())
+
+    # Only that type's files are listed for the scan (the partition filter), and it has all its rows.
+    assert re.search(r"PartitionFilters: \[[^\]]*\(_silver_table#\d+ = OrderConfirmed\)", plan), plan
+    assert rows == sorted(bronze.filter(F.col("event_type") == "OrderConfirmed").collect())
+    assert confirmations.columns == bronze.columns
+    assert not _split_folder(warehouse).exists()  # removed when the build is done with it
+
+
+def test_a_full_build_removes_the_copy_of_bronze_when_it_fails_and_what_a_stopped_one_left(
+    spark, warehouse, tmp_path, monkeypatch
+):
+    import jobs.silver
+    from jobs.tables import write
+
+    first, _second, _third = _deliveries()
+    _land(spark, warehouse, tmp_path / "landing", first, "both")
+    stopped = _split_folder(warehouse) / "a-build-killed-before-its-cleanup"
+    stopped.mkdir(parents=True)
+    (stopped / "part-00000.parquet").write_bytes(b"left over")
+
+    def payments_fail(spark_, frame, path, mode, metadata=None):
+        if path == silver_path(warehouse, "payment_captured"):
+            raise RuntimeError("killed")
+        return write(spark_, frame, path, mode, metadata)
+
+    monkeypatch.setattr(jobs.silver, "write", payments_fail)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_silver(spark, warehouse, only=TYPES, full=True)
+    assert not _split_folder(warehouse).exists()
+    monkeypatch.undo()
+
+    report = build_silver(spark, warehouse, only=TYPES, full=True)
+    assert report.mode == "full" and report.rows_per_table == {"order_confirmed": 3, "payment_captured": 3}
+    assert not _split_folder(warehouse).exists()
+    # The copy's partition column stays in the copy.
+    assert "_silver_table" not in read_silver(spark, warehouse, "OrderConfirmed").columns
