@@ -61,6 +61,19 @@ def _versions(spark, warehouse: str) -> dict[str, int]:
     return {path: latest_version(spark, path) for path in (*paths, SILVER_FRONTIERS.path(warehouse))}
 
 
+def _payments_fail(monkeypatch, warehouse: str) -> None:
+    """Silver's write of payment_captured fails, as when a build is killed there (until `monkeypatch.undo`)."""
+    import jobs.silver
+    from jobs.tables import write
+
+    def payments_fail(spark_, frame, path, mode, metadata=None):
+        if path == silver_path(warehouse, "payment_captured"):
+            raise RuntimeError("killed")
+        return write(spark_, frame, path, mode, metadata)
+
+    monkeypatch.setattr(jobs.silver, "write", payments_fail)
+
+
 @pytest.fixture(scope="module")
 def runs(spark, settings, tmp_path_factory):
     """(warehouse, {step: (report, bronze version)}) after each delivery and build, a forced
@@ -142,20 +155,12 @@ def test_silver_built_incrementally_equals_a_full_rebuild(spark, runs):
 def test_a_build_stopped_after_some_writes_is_rerun_without_skipping_or_doubling_events(
     spark, warehouse, tmp_path, monkeypatch
 ):
-    import jobs.silver
-    from jobs.tables import write
-
     first, second, third = _deliveries()
     _land(spark, warehouse, tmp_path / "landing", first, "both")
     build_silver(spark, warehouse, only=TYPES)
     _land(spark, warehouse, tmp_path / "landing", third, "both-again")
 
-    def payments_fail(spark_, frame, path, mode, metadata=None):
-        if path == silver_path(warehouse, "payment_captured"):
-            raise RuntimeError("killed")
-        return write(spark_, frame, path, mode, metadata)
-
-    monkeypatch.setattr(jobs.silver, "write", payments_fail)
+    _payments_fail(monkeypatch, warehouse)
     with pytest.raises(RuntimeError, match="killed"):
         build_silver(spark, warehouse, only=TYPES)
     monkeypatch.undo()
@@ -194,21 +199,13 @@ def test_a_full_build_reads_each_type_from_its_own_partition_of_a_copy_of_bronze
 def test_a_full_build_removes_the_copy_of_bronze_when_it_fails_and_what_a_stopped_one_left(
     spark, warehouse, tmp_path, monkeypatch
 ):
-    import jobs.silver
-    from jobs.tables import write
-
     first, _second, _third = _deliveries()
     _land(spark, warehouse, tmp_path / "landing", first, "both")
     stopped = _split_folder(warehouse) / "a-build-killed-before-its-cleanup"
     stopped.mkdir(parents=True)
     (stopped / "part-00000.parquet").write_bytes(b"left over")
 
-    def payments_fail(spark_, frame, path, mode, metadata=None):
-        if path == silver_path(warehouse, "payment_captured"):
-            raise RuntimeError("killed")
-        return write(spark_, frame, path, mode, metadata)
-
-    monkeypatch.setattr(jobs.silver, "write", payments_fail)
+    _payments_fail(monkeypatch, warehouse)
     with pytest.raises(RuntimeError, match="killed"):
         build_silver(spark, warehouse, only=TYPES, full=True)
     assert not _split_folder(warehouse).exists()
