@@ -111,7 +111,8 @@ def build_silver(
             report.unknown_event_types = _counts_by_type(split.unknown())
     else:
         def since(path: str, event_type) -> DataFrame:
-            return changes.filter(F.col("_commit_version") > states[path].bronze_version).drop("_commit_version")
+            landed = changes.filter(F.col("_commit_version") > states[path].bronze_version).drop("_commit_version")
+            return landed.filter(F.col("event_type") == event_type.name)
 
         report = _write_silver(spark, warehouse, event_types, since, "append", upto, catalog)
         if oldest.event_watermark is not None:
@@ -213,10 +214,10 @@ def latest_occurred_at(events: DataFrame) -> str | None:
 
 
 def _write_silver(spark, warehouse, event_types, rows_for, mode: str, upto: int, catalog: str) -> SilverReport:
-    """Upcast each table's bronze rows (those of `rows_for(path, event_type)` of its type) and write every
-    table in one commit each."""
+    """Upcast each table's bronze rows of its type (`rows_for(path, event_type)`) and write every table in
+    one commit each."""
     def upcast_into(path: str, event_type) -> Upcast:
-        return upcast(rows_for(path, event_type).filter(F.col("event_type") == event_type.name), event_type)
+        return upcast(rows_for(path, event_type), event_type)
 
     writes = {silver_path(warehouse, t.table_name): upcast_into(silver_path(warehouse, t.table_name), t).events for t in event_types}
     erasures = silver_path(warehouse, CATALOG["CustomerErasureRequested"].table_name)
