@@ -336,13 +336,22 @@ def _build_marts(
                         units = units.unionByName(_within(touched(window.events, upstream), window.days)).distinct()
                     units = materialized(units).cache()  # few: computed once, broadcast to joins (restate.py)
                     keys = joinable(units)
-                    rebuilt = module.build(restate.narrow(sources, units), context).join(keys, on=unit, how="left_semi")
-                    rows = overwrite(spark, published.join(keys, on=unit, how="left_anti").unionByName(rebuilt), path)
+                    narrow = restate.narrow(sources, units)
+                    if all(narrow[name] is sources.get(name) for name in narrow):
+                        # Nothing narrowed (the touched units need every input): the build in full that this
+                        # restatement amounts to, without joining the published rows and the rebuilt ones.
+                        rows = overwrite(spark, module.build(sources, context), path)
+                        built[mart] = Built("full", rows, upto)
+                        how = f"in full (its {units.count()} touched ({', '.join(unit)}) need every input)"
+                    else:
+                        rebuilt = module.build(narrow, context).join(keys, on=unit, how="left_semi")
+                        rows = overwrite(spark, published.join(keys, on=unit, how="left_anti").unionByName(rebuilt), path)
+                        built[mart] = Built("restated", rows, upto, units.count())
+                        how = f"{built[mart].restated_units} ({', '.join(unit)}) restated"
                     staged = spark.read.format("delta").load(path)
                     changed[mart] = published.join(keys, on=unit, how="left_semi").unionByName(staged.join(keys, on=unit, how="left_semi"))
-                    built[mart] = Built("restated", rows, upto, units.count())
                     units.unpersist()
-                    progress(f"built {mart}: {built[mart].restated_units} ({', '.join(unit)}) restated, {rows} rows")
+                    progress(f"built {mart}: {how}, {rows} rows")
                 else:
                     rows = overwrite(spark, module.build(sources, context), path)
                     built[mart] = Built("full", rows, upto)

@@ -17,6 +17,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs import pipeline
+from jobs.marts import restate
 from jobs.simulator import SimulatorSettings, simulate
 from jobs.simulator.settings import AnomalySettings
 from jobs.tables import BUILDS
@@ -56,17 +57,23 @@ def warehouses(settings, history, tmp_path_factory):
     restated = dataclasses.replace(settings, marts=dataclasses.replace(settings.marts, enabled=RESTATED))
     incremental = dataclasses.replace(restated, warehouse=str(root / "incremental"))
     full = dataclasses.replace(restated, warehouse=str(root / "full"))
-    third = len(history) // 3
+    third, sixth = len(history) // 3, len(history) // 6
     batches = [
         # The last two days, with a file of the second day delivered twice under another name.
         history[third:] + history[third : third + 1],
-        # Then the first day: every event in it is late for the marts already published.
-        history[:third],
+        # Then the first day's first half: every event in it is late for the marts already published.
+        history[:sixth],
+        # Then its second half, with no key set small enough to narrow an input by (as when most of the
+        # history is touched): each restatement is replaced by the build in full it amounts to.
+        history[sixth:third],
     ]
     landing = root / "landing"
     for number, batch in enumerate(batches):
         _deliver(batch, landing, f"batch-{number}")
-        pipeline.run(incremental, landing, run_id=f"batch-{number}")
+        with pytest.MonkeyPatch.context() as patch:
+            if number == 2:
+                patch.setattr(restate, "SMALL_KEYS", 0)
+            pipeline.run(incremental, landing, run_id=f"batch-{number}")
     pipeline.run(full, landing, run_id="all-at-once", full=True)
     return incremental, full
 
@@ -82,6 +89,15 @@ def test_later_batches_restate_marts_instead_of_rebuilding_them(spark, warehouse
     later = {mart: builds["batch-1", mart]["mode"] for mart in incremental.marts.enabled}
     assert set(first.values()) == {"full"}
     assert later == dict.fromkeys(RESTATED, "restated")
+
+
+def test_a_restatement_that_cannot_narrow_its_inputs_is_a_build_in_full(spark, warehouses):
+    incremental, _full = warehouses
+    builds = _builds(spark, incremental)
+    modes = {mart: builds["batch-2", mart]["mode"] for mart in RESTATED}
+    # product_sales_daily still narrows its views, adds and removals to the touched days' events.
+    assert modes == {**dict.fromkeys(RESTATED, "full"), "product_sales_daily": "restated"}
+    assert builds["batch-2", "funnel_daily"]["restated_units"] is None
 
 
 def test_a_batch_restates_fewer_days_than_the_mart_has(spark, warehouses):

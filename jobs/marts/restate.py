@@ -21,7 +21,9 @@ keys (at 2.5M events of history such a sort-merge join ran a 2 GB driver out of 
 the lineage that would otherwise carry each upstream mart's restatement plan into every downstream one.
 A `narrow` narrows by a key set only when it is that small (`narrowed`): with more keys (most days
 touched, a long backfill) it keeps whole inputs, which cost one build in full instead of a sort of
-each input against the keys before the build's own joins.
+each input against the keys before the build's own joins. When a `narrow` keeps every input whole, the
+pipeline builds the mart in full, which is what the restatement amounts to, without joining the
+published rows and the rebuilt ones (recorded as `full`).
 """
 
 from __future__ import annotations
