@@ -318,39 +318,54 @@ def _build_marts(
                 if restating and restate is not None and mart in since and upstream_restated:
                     published = spark.read.format("delta").load(gold_path(settings, mart))
 
-                    def touched(events_of: Callable[[str], DataFrame], marts: dict[str, DataFrame]) -> DataFrame:
+                    def changes(events_of: Callable[[str], DataFrame], marts: dict[str, DataFrame]) -> Changes:
                         events = {
                             name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of))
                             for name in module.INPUTS
                             if name not in MART_NAMES
                         }
-                        return restate.touched(Changes(events=events, marts=marts, sources=sources), published)
+                        return Changes(events=events, marts=marts, sources=sources)
 
-                    unit = list(restate.unit)
-                    units = touched(lambda name: restating.new_events(mart, name), changed)
-                    window = restating.window
-                    if window is not None and mart in window.marts:
-                        # The range from all data: its events, and the rows of the marts it reads dated in it
-                        # (basket_daily reads only orders: its days in the range are restated from all orders).
-                        upstream = {name: _within(sources[name], window.days) for name in module.INPUTS if name in MART_NAMES}
-                        units = units.unionByName(_within(touched(window.events, upstream), window.days)).distinct()
-                    units = materialized(units).cache()  # few: computed once, broadcast to joins (restate.py)
-                    keys = joinable(units)
-                    narrow = restate.narrow(sources, units)
-                    if all(narrow[name] is sources.get(name) for name in narrow):
-                        # Nothing narrowed (the touched units need every input): the build in full that this
-                        # restatement amounts to, without joining the published rows and the rebuilt ones.
+                    news = changes(lambda name: restating.new_events(mart, name), changed)
+                    if restate.needs_whole is not None and restate.needs_whole(news, published):
+                        # Known from the new events alone, without computing the touched units (restate.py).
+                        # Marts that read this one get no changes from it: they are built in full too.
                         rows = overwrite(spark, module.build(sources, context), path)
                         built[mart] = Built("full", rows, upto)
-                        how = f"in full (its {units.count()} touched ({', '.join(unit)}) need every input)"
+                        how = "in full (its new events touch units that need an input whole)"
                     else:
-                        rebuilt = module.build(narrow, context).join(keys, on=unit, how="left_semi")
-                        rows = overwrite(spark, published.join(keys, on=unit, how="left_anti").unionByName(rebuilt), path)
-                        built[mart] = Built("restated", rows, upto, units.count())
-                        how = f"{built[mart].restated_units} ({', '.join(unit)}) restated"
-                    staged = spark.read.format("delta").load(path)
-                    changed[mart] = published.join(keys, on=unit, how="left_semi").unionByName(staged.join(keys, on=unit, how="left_semi"))
-                    units.unpersist()
+                        unit = list(restate.unit)
+                        units = restate.touched(news, published)
+                        window = restating.window
+                        if window is not None and mart in window.marts:
+                            # The range from all data: its events, and the rows of the marts it reads dated in it
+                            # (basket_daily reads only orders: its days in the range are restated from all orders).
+                            upstream = {
+                                name: _within(sources[name], window.days) for name in module.INPUTS if name in MART_NAMES
+                            }
+                            in_window = restate.touched(changes(window.events, upstream), published)
+                            units = units.unionByName(_within(in_window, window.days)).distinct()
+                        units = materialized(units).cache()  # few: computed once, broadcast to joins (restate.py)
+                        keys = joinable(units)
+                        narrow = restate.narrow(sources, units)
+                        whole = [name for name in narrow if narrow[name] is sources.get(name)]
+                        if whole:
+                            # The touched units need an input whole (restate.py): the build reads it whole either
+                            # way, so build in full, without joining the published rows and the rebuilt ones.
+                            rows = overwrite(spark, module.build(sources, context), path)
+                            built[mart] = Built("full", rows, upto)
+                            how = f"in full (its {units.count()} touched ({', '.join(unit)}) need {', '.join(whole)} whole)"
+                        else:
+                            rebuilt = module.build(narrow, context).join(keys, on=unit, how="left_semi")
+                            kept = published.join(keys, on=unit, how="left_anti")
+                            rows = overwrite(spark, kept.unionByName(rebuilt), path)
+                            built[mart] = Built("restated", rows, upto, units.count())
+                            how = f"{built[mart].restated_units} ({', '.join(unit)}) restated"
+                        staged = spark.read.format("delta").load(path)
+                        changed[mart] = published.join(keys, on=unit, how="left_semi").unionByName(
+                            staged.join(keys, on=unit, how="left_semi")
+                        )
+                        units.unpersist()
                     progress(f"built {mart}: {how}, {rows} rows")
                 else:
                     rows = overwrite(spark, module.build(sources, context), path)

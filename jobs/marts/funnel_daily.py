@@ -10,7 +10,18 @@ from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.orders import changed_orders
-from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, on_dates, semi, union_all
+from jobs.marts.restate import (
+    Changes,
+    Restatement,
+    Sources,
+    counts_too_many_sessions,
+    event_dates,
+    keyed,
+    narrowed,
+    on_dates,
+    semi,
+    union_all,
+)
 from jobs.marts.sessions import known_sessions
 
 CONTRACT = MartContract(
@@ -98,4 +109,9 @@ def _narrow(sources: Sources, days: DataFrame) -> Sources:
     return {name: narrowed(sources[name], sessions) for name in INPUTS}
 
 
-RESTATE = Restatement(unit=("tenant_id", "session_date"), touched=_touched, narrow=_narrow)
+RESTATE = Restatement(
+    unit=("tenant_id", "session_date"),
+    touched=_touched,
+    narrow=_narrow,
+    needs_whole=counts_too_many_sessions("session_date"),
+)

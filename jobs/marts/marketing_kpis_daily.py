@@ -11,7 +11,19 @@ from pyspark.sql import functions as F
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.orders import changed_orders
-from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, renamed, semi, streams_touching, union_all
+from jobs.marts.restate import (
+    Changes,
+    Restatement,
+    Sources,
+    counts_too_many_sessions,
+    event_dates,
+    keyed,
+    narrowed,
+    renamed,
+    semi,
+    streams_touching,
+    union_all,
+)
 from jobs.marts.sessions import known_sessions
 from jobs.marts.streams import first_in_stream
 
@@ -159,4 +171,6 @@ def _narrow(sources: Sources, days: DataFrame) -> Sources:
     }
 
 
-RESTATE = Restatement(unit=tuple(_KEY), touched=_touched, narrow=_narrow)
+RESTATE = Restatement(
+    unit=tuple(_KEY), touched=_touched, narrow=_narrow, needs_whole=counts_too_many_sessions("activity_date")
+)

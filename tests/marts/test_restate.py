@@ -1,5 +1,6 @@
 """Restatement key sets: small ones are computed once and broadcast, so a semi join scans a whole
-silver table instead of sorting it (jobs/marts/restate.py)."""
+silver table instead of sorting it; a mart that would narrow by too many sessions tells it from its
+new events (jobs/marts/restate.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import datetime as dt
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.marts.restate import keyed, materialized, narrowed, renamed, semi
+from jobs.marts import restate
+from jobs.marts.restate import Changes, counts_too_many_sessions, keyed, materialized, narrowed, renamed, semi
 
 
 def _plan(frame) -> str:
@@ -71,3 +73,24 @@ def test_narrowing_by_many_keys_keeps_the_whole_input_instead_of_sorting_it_agai
 
     assert sorted(row.sequence for row in narrowed(events, few).collect()) == list(range(30))
     assert narrowed(events, many) is events
+
+
+def test_new_sessions_on_days_that_published_more_sessions_than_small_keys_need_whole_inputs(spark, monkeypatch):
+    published = spark.createDataFrame(
+        [("t1", dt.date(2026, 3, 2), 40), ("t1", dt.date(2026, 3, 3), 70), ("t2", dt.date(2026, 3, 2), 500)],
+        "tenant_id string, session_date date, sessions bigint",
+    )
+    utc = dt.timezone.utc
+    new = spark.createDataFrame(
+        [("t1", dt.datetime(2026, 3, 2, 10, tzinfo=utc)), ("t1", dt.datetime(2026, 3, 3, 23, 59, tzinfo=utc))],
+        "tenant_id string, occurred_at timestamp",
+    )
+    changes = Changes(events={"SessionStarted": new}, marts={}, sources={})
+    needs_whole = counts_too_many_sessions("session_date")
+
+    # t1's two days count 110 sessions; t2's 500 are on a day with no new session of t2.
+    monkeypatch.setattr(restate, "SMALL_KEYS", 109)
+    assert needs_whole(changes, published)
+    monkeypatch.setattr(restate, "SMALL_KEYS", 110)
+    assert not needs_whole(changes, published)
+    assert not needs_whole(Changes(events={"SessionStarted": new.limit(0)}, marts={}, sources={}), published)
