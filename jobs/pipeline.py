@@ -33,7 +33,7 @@ from jobs.incremental import bronze_changes, bronze_version, catalog_fingerprint
 from jobs.landing.files import LandingReport, land_files
 from jobs.marts import MART_NAMES, mart_module
 from jobs.marts.contract import BuildContext
-from jobs.marts.restate import Changes, joinable, materialized
+from jobs.marts.restate import Changes, Restatement, joinable, materialized
 from jobs.marts.shared import reused
 from jobs.segments import check_with_spark as check_segments_with_spark
 from jobs.silver import SilverReport, build_silver, read_silver
@@ -315,64 +315,87 @@ def _build_marts(
             with failing_clearly(step, f"mart {mart}", path, lambda: _PUBLISHED_UNTOUCHED):
                 restate = getattr(module, "RESTATE", None)
                 upstream_restated = all(name in changed for name in module.INPUTS if name in MART_NAMES)
+                touched, published, why_full = None, None, None
                 if restating and restate is not None and mart in since and upstream_restated:
                     published = spark.read.format("delta").load(gold_path(settings, mart))
-
-                    def changes(events_of: Callable[[str], DataFrame], marts: dict[str, DataFrame]) -> Changes:
-                        events = {
-                            name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of))
-                            for name in module.INPUTS
-                            if name not in MART_NAMES
-                        }
-                        return Changes(events=events, marts=marts, sources=sources)
-
-                    news = changes(lambda name: restating.new_events(mart, name), changed)
-                    if restate.needs_whole is not None and restate.needs_whole(news, published):
-                        # Known from the new events alone, without computing the touched units (restate.py).
-                        # Marts that read this one get no changes from it: they are built in full too.
-                        rows = overwrite(spark, module.build(sources, context), path)
-                        built[mart] = Built("full", rows, upto)
-                        how = "in full (its new events touch units that need an input whole)"
-                    else:
-                        unit = list(restate.unit)
-                        units = restate.touched(news, published)
-                        window = restating.window
-                        if window is not None and mart in window.marts:
-                            # The range from all data: its events, and the rows of the marts it reads dated in it
-                            # (basket_daily reads only orders: its days in the range are restated from all orders).
-                            upstream = {
-                                name: _within(sources[name], window.days) for name in module.INPUTS if name in MART_NAMES
-                            }
-                            in_window = restate.touched(changes(window.events, upstream), published)
-                            units = units.unionByName(_within(in_window, window.days)).distinct()
-                        units = materialized(units).cache()  # few: computed once, broadcast to joins (restate.py)
-                        keys = joinable(units)
-                        narrow = restate.narrow(sources, units)
-                        whole = [name for name in narrow if narrow[name] is sources.get(name)]
-                        if whole:
-                            # The touched units need an input whole (restate.py): the build reads it whole either
-                            # way, so build in full, without joining the published rows and the rebuilt ones.
-                            rows = overwrite(spark, module.build(sources, context), path)
-                            built[mart] = Built("full", rows, upto)
-                            how = f"in full (its {units.count()} touched ({', '.join(unit)}) need {', '.join(whole)} whole)"
-                        else:
-                            rebuilt = module.build(narrow, context).join(keys, on=unit, how="left_semi")
-                            kept = published.join(keys, on=unit, how="left_anti")
-                            rows = overwrite(spark, kept.unionByName(rebuilt), path)
-                            built[mart] = Built("restated", rows, upto, units.count())
-                            how = f"{built[mart].restated_units} ({', '.join(unit)}) restated"
-                        staged = spark.read.format("delta").load(path)
-                        changed[mart] = published.join(keys, on=unit, how="left_semi").unionByName(
-                            staged.join(keys, on=unit, how="left_semi")
-                        )
-                        units.unpersist()
-                    progress(f"built {mart}: {how}, {rows} rows")
+                    touched = _touched(restate, module.INPUTS, published, sources, changed, restating, mart, as_of)
+                    on, unit = list(restate.unit), ", ".join(restate.unit)
+                    if touched is None:
+                        # Known from the new events alone (restate.py): marts that read this one get no
+                        # changes from it, and are built in full too.
+                        why_full = "its new events touch units that need an input whole"
+                    elif touched.whole:
+                        # The build reads that input whole either way (restate.py): build in full, without
+                        # joining the published rows and the rebuilt ones.
+                        why_full = f"its {touched.units.count()} touched ({unit}) need {', '.join(touched.whole)} whole"
+                if touched is not None and not touched.whole:
+                    rebuilt = module.build(touched.narrow, context).join(touched.keys, on=on, how="left_semi")
+                    kept = published.join(touched.keys, on=on, how="left_anti")
+                    rows = overwrite(spark, kept.unionByName(rebuilt), path)
+                    built[mart] = Built("restated", rows, upto, touched.units.count())
+                    progress(f"built {mart}: {built[mart].restated_units} ({unit}) restated, {rows} rows")
                 else:
                     rows = overwrite(spark, module.build(sources, context), path)
                     built[mart] = Built("full", rows, upto)
-                    progress(f"built {mart} in full: {rows} rows")
+                    how = f": in full ({why_full})," if why_full else " in full:"
+                    progress(f"built {mart}{how} {rows} rows")
+                if touched is not None:
+                    staged = spark.read.format("delta").load(path)
+                    changed[mart] = published.join(touched.keys, on=on, how="left_semi").unionByName(
+                        staged.join(touched.keys, on=on, how="left_semi")
+                    )
+                    touched.units.unpersist()
             sources[mart] = spark.read.format("delta").load(path)
     return built
+
+
+@dataclass(frozen=True)
+class _Touched:
+    """A restatement's touched units (computed once, cached), them as a join's right side, and the
+    inputs narrowed to them, with the names of those its `narrow` kept whole."""
+
+    units: DataFrame
+    keys: DataFrame
+    narrow: dict[str, DataFrame]
+    whole: list[str]
+
+
+def _touched(
+    restate: Restatement,
+    inputs: Sequence[str],
+    published: DataFrame,
+    sources: dict[str, DataFrame],
+    changed: dict[str, DataFrame],
+    restating: Restating,
+    mart: str,
+    as_of: datetime,
+) -> _Touched | None:
+    """The units of `mart` that the run's changes touch (and, in a backfill, those of its range), and
+    its inputs narrowed to them; None when its new events already tell that they need an input whole."""
+
+    def changes(events_of: Callable[[str], DataFrame], marts: dict[str, DataFrame]) -> Changes:
+        events = {
+            name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of))
+            for name in inputs
+            if name not in MART_NAMES
+        }
+        return Changes(events=events, marts=marts, sources=sources)
+
+    news = changes(lambda name: restating.new_events(mart, name), changed)
+    if restate.needs_whole is not None and restate.needs_whole(news, published):
+        return None
+    units = restate.touched(news, published)
+    window = restating.window
+    if window is not None and mart in window.marts:
+        # The range from all data: its events, and the rows of the marts it reads dated in it
+        # (basket_daily reads only orders: its days in the range are restated from all orders).
+        upstream = {name: _within(sources[name], window.days) for name in inputs if name in MART_NAMES}
+        in_window = restate.touched(changes(window.events, upstream), published)
+        units = units.unionByName(_within(in_window, window.days)).distinct()
+    units = materialized(units).cache()  # few: computed once, broadcast to joins (restate.py)
+    narrow = restate.narrow(sources, units)
+    whole = [name for name in narrow if narrow[name] is sources.get(name)]
+    return _Touched(units, joinable(units), dict(narrow), whole)
 
 
 # What readers see when a build fails: builds write only staging (or replays), never gold.
