@@ -281,7 +281,10 @@ def _export(settings: Settings, args) -> None:
 def _erase(settings: Settings, args) -> None:
     from jobs.privacy.cli import erase_customer
 
-    print(erase_customer(settings, args.tenant, args.customer))
+    # It writes what landing writes (the keys table; bronze/personal_events on an older warehouse).
+    with _writing(settings, "bronze"):
+        message = erase_customer(settings, args.tenant, args.customer)
+    print(message)
 
 
 def _status(settings: Settings, args) -> None:

@@ -8,7 +8,8 @@ steps renews the lease first and fails, rather than wait, if another writer took
 expired. A command holds its leases while it runs.
 
 Groups, not single tables, are locked, following who writes what:
-- `bronze`: bronze/events, bronze/quarantine, meta/landing_ledger (landing);
+- `bronze`: bronze/events, bronze/personal_events, bronze/quarantine, meta/landing_ledger, the keys and the
+  erasure tables (landing, erase);
 - `marts`: silver (and its full rebuild's `_scratch/silver_split`), staging, gold, meta/publications,
   replays and Data Docs (build, validate, publish, backfill, replay, the nightly validation).
 Maintenance rewrites every table and takes both. Several names are always taken in sorted order, so

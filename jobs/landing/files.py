@@ -29,6 +29,7 @@ from jobs.landing.parse import ParsedEvent, Rejection, UnreadableFile, parse_lin
 from jobs.privacy.crypto import (
     MasterKey, Owner, Protector, Subject, addresses_in, event_owner, may_hold_address, subjects_for_event,
 )
+from jobs.privacy.erasure import ensure_personal_events, personal_rows
 from jobs.privacy.keys import KeyStore
 from jobs.tables import BRONZE_EVENTS, LANDING_LEDGER, QUARANTINE, ensure_table, insert_new, write
 
@@ -136,6 +137,7 @@ def land_chunks(
     master = MasterKey(master_key if master_key is not None else _configured_master_key())
     keys = KeyStore(spark, warehouse, master)
     paths = {spec.name: ensure_table(spark, spec, warehouse) for spec in (BRONZE_EVENTS, QUARANTINE, LANDING_LEDGER)}
+    paths["personal_events"] = ensure_personal_events(spark, warehouse)
     report = LandingReport(run_id)
     for batch in batches:
         report.files.extend(_land_batch(spark, paths, batch, run_id, keys))
@@ -234,6 +236,8 @@ def _land_batch(
     new_events = classified.filter(F.col("disposition") == _DISPOSITION_NEW).select(
         *(name for name in bronze.columns)
     )
+    # Before bronze's commit, so that erasure's search, which reads only these, misses none of bronze's.
+    write(spark, personal_rows(new_events), paths["personal_events"], "append")
     write(spark, new_events, paths["events"], "append")
 
     counts = {

@@ -235,3 +235,82 @@ def test_a_check_newer_than_bronze_means_bronze_was_made_anew_and_is_searched_wh
 
     assert [r["customer_id"] for r in _rows(spark, warehouse, "meta/erasure_log")] == ["c1"]
     assert personal_values(spark, warehouse, _master(run_settings), "t1", "c1") == set()
+
+
+def _event_ids(spark, warehouse: str, table: str) -> list[str]:
+    return sorted(r["event_id"] for r in _rows(spark, warehouse, table))
+
+
+def test_personal_events_copy_every_bronze_event_holding_an_encrypted_value_and_no_other(spark, run_settings, tmp_path):
+    history = History()
+    _customer(history, "c1", ALICE[0])
+    history.add("CartItemAdded", "cart-k1", {"cart_id": "k1", "sku": "sku-1", "quantity": 1}, "2026-01-05T10:00:00Z")
+    # No customer to key it by: the address in the text is encrypted under the address's own key.
+    history.add("SupportNoteAdded", "note-n1", {"note": "call carol@example.com back"}, "2026-01-05T11:00:00Z")
+    history.add("CustomerEmailChanged", "customer-c1", {"customer_id": "c1", "email": ALICE[1]}, "2026-01-06T09:00:00Z")
+    history.write(tmp_path / "landing")
+    warehouse = run_settings.warehouse
+
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+
+    bronze = _rows(spark, warehouse, "bronze/events")
+    encrypted = sorted(r["event_id"] for r in bronze if tokens_in(r["data"]) or tokens_in(r["metadata"]))
+    assert encrypted == ["ev-0001", "ev-0003", "ev-0004"]
+    assert _event_ids(spark, warehouse, "bronze/personal_events") == encrypted
+    copies = {r["event_id"]: (r["tenant_id"], r["data"], r["metadata"]) for r in _rows(spark, warehouse, "bronze/personal_events")}
+    assert copies == {r["event_id"]: (r["tenant_id"], r["data"], r["metadata"]) for r in bronze if r["event_id"] in encrypted}
+
+    # The same files again land nothing, and copy nothing.
+    pipeline.land(run_settings, tmp_path / "landing", "r2")
+    assert _event_ids(spark, warehouse, "bronze/personal_events") == encrypted
+
+
+def test_a_batchs_personal_events_are_committed_before_its_bronze_rows(spark, run_settings, tmp_path):
+    from jobs.tables import quoted_path
+
+    history = History()
+    _customer(history, "c1", ALICE[0])
+    history.write(tmp_path / "landing")
+    warehouse = run_settings.warehouse
+
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+
+    def appended_at(table: str):
+        history = spark.sql(f"DESCRIBE HISTORY {quoted_path(warehouse + '/' + table)}").filter("operationParameters['mode'] = 'Append'")
+        return [row["timestamp"] for row in history.collect()]
+
+    [copied], [landed] = appended_at("bronze/personal_events"), appended_at("bronze/events")
+    assert copied < landed
+
+
+def test_a_warehouse_without_personal_events_gets_them_from_bronze_before_an_erasure_searches_them(
+    spark, run_settings, tmp_path, capsys
+):
+    import shutil
+
+    from jobs.privacy.crypto import ADDRESS, CUSTOMER
+    from jobs.tables import quoted_path
+
+    history = History()
+    _customer(history, "c1", ALICE[0])
+    history.add("CustomerEmailChanged", "customer-c1", {"customer_id": "c1", "email": ALICE[1]}, "2026-01-06T09:00:00Z")
+    # A broken line naming c1's second address: only c1's own events tell whose address it is.
+    history.write(tmp_path / "landing", extra_lines=(_broken_line_with(ALICE[1]),))
+    warehouse = run_settings.warehouse
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+    copied = _event_ids(spark, warehouse, "bronze/personal_events")
+    # As a warehouse landed before the table existed.
+    shutil.rmtree(f"{warehouse}/bronze/personal_events")
+
+    command = ["erase", "--env", "ci", "--warehouse", warehouse, "--tenant", "t1", "--customer", "c1"]
+    assert main(command) == 0
+    assert "erased customer c1 of tenant t1: 3 data key(s) deleted" in capsys.readouterr().out
+
+    assert _event_ids(spark, warehouse, "bronze/personal_events") == copied
+    made = spark.sql(f"DESCRIBE HISTORY {quoted_path(warehouse + '/bronze/personal_events')}").collect()
+    assert len(made) == 1
+    [quarantined] = _rows(spark, warehouse, "bronze/quarantine")
+    [(key_id, _body)] = tokens_in(quarantined["raw_text"])
+    assert keys_by_id(spark, warehouse, _master(run_settings), [key_id]) == {key_id: None}
+    erased = {(r["kind"], r["subject"]) for r in _rows(spark, warehouse, "keys/data_keys") if r["wrapped_key"] is None}
+    assert (CUSTOMER, "c1") in erased and sum(kind == ADDRESS for kind, _ in erased) == 2
