@@ -11,7 +11,9 @@ from pyspark.sql import functions as F
 from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.orders import changed_orders
-from jobs.marts.restate import Changes, Restatement, Sources, keyed, narrowed, renamed, semi, union_all
+from jobs.marts.restate import (
+    Changes, Restatement, Sources, campaign_sessions_too_many, keyed, narrowed, renamed, semi, union_all,
+)
 from jobs.marts.sessions import known_sessions
 
 CONTRACT = MartContract(
@@ -161,4 +163,4 @@ def _narrow(sources: Sources, campaigns: DataFrame) -> Sources:
     }
 
 
-RESTATE = Restatement(unit=tuple(_KEY), touched=_touched, narrow=_narrow)
+RESTATE = Restatement(unit=tuple(_KEY), touched=_touched, narrow=_narrow, needs_whole=campaign_sessions_too_many)

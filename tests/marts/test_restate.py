@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs.marts import restate
-from jobs.marts.restate import Changes, counts_too_many_sessions, keyed, materialized, narrowed, renamed, semi
+from jobs.marts.restate import Changes, campaign_sessions_too_many, counts_too_many_sessions, keyed, materialized, narrowed, renamed, semi
 
 
 def _plan(frame) -> str:
@@ -94,3 +94,25 @@ def test_new_sessions_on_days_that_published_more_sessions_than_small_keys_need_
     monkeypatch.setattr(restate, "SMALL_KEYS", 110)
     assert not needs_whole(changes, published)
     assert not needs_whole(Changes(events={"SessionStarted": new.limit(0)}, marts={}, sources={}), published)
+
+
+def test_new_sessions_whose_campaigns_have_more_sessions_than_small_keys_need_whole_inputs(spark, monkeypatch):
+    rows = (
+        # t1's spring campaign: three sessions, one of them with two SessionStarted events.
+        [("t1", "s1", "spring"), ("t1", "s1", "spring"), ("t1", "s2", "spring"), ("t1", "s3", "spring")]
+        + [("t1", f"f{n}", "fall") for n in range(50)]
+        + [("t2", f"t2-{n}", "spring") for n in range(40)]
+        + [("t1", f"n{n}", None) for n in range(100)]
+    )
+    started = spark.createDataFrame(rows, "tenant_id string, session_id string, campaign string")
+    new = started.filter("session_id in ('s3', 'n0')")
+    changes = Changes(events={"SessionStarted": new}, marts={}, sources={"SessionStarted": started})
+
+    # The new events name t1's spring campaign (three sessions) and no campaign.
+    monkeypatch.setattr(restate, "SMALL_KEYS", 2)
+    assert campaign_sessions_too_many(changes, published=None)
+    monkeypatch.setattr(restate, "SMALL_KEYS", 3)
+    assert not campaign_sessions_too_many(changes, published=None)
+    monkeypatch.setattr(restate, "SMALL_KEYS", 0)
+    without_campaign = Changes(events={"SessionStarted": started.filter("session_id = 'n0'")}, marts={}, sources=changes.sources)
+    assert not campaign_sessions_too_many(without_campaign, published=None)
