@@ -48,7 +48,8 @@ PERSONAL_EVENTS = TableSpec(
     "bronze", "personal_events", "event_id STRING NOT NULL, tenant_id STRING NOT NULL, data STRING NOT NULL, metadata STRING NOT NULL"
 )
 
-_PERSONAL_COLUMNS = ("event_id", "tenant_id", "data", "metadata")
+# Its columns, named once (the table is made by writing bronze's rows, not from this DDL).
+_PERSONAL_COLUMNS = tuple(column.split()[0] for column in PERSONAL_EVENTS.ddl.split(", "))
 
 ERASURE_EVENT = "CustomerErasureRequested"
 SOURCE_EVENT = "event"
