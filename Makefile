@@ -54,7 +54,8 @@ scenarios: setup
 	$(PY) -m tests.scenarios.report $(SCENARIO_REPORT); exit $$status
 
 # The benchmark of issue #8 (README "Benchmark"): histories of 2.5M, 5M and 10M events, a full rebuild,
-# an hourly run at each, DuckDB's three marts; prints a table, writes benchmarks/results/latest.json.
+# three hourly runs at each (the median reported), DuckDB's three marts; prints a table, writes
+# benchmarks/results/latest.json.
 # Hours on two cores: run it on a machine doing nothing else. No timings are asserted in the tests.
 bench: setup
 	$(PY) -m benchmarks $(if $(SIZES),--sizes $(SIZES)) $(BENCH_ARGS)

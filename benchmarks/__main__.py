@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--sizes 2.5M,5M,10M] [--hourly-fraction 0.01] [--out FILE] ...` (make bench)."""
+"""`python -m benchmarks [--sizes 2.5M,5M,10M] [--hourly-fraction 0.01] [--hourly-runs 3] [--out FILE] ...`
+(make bench)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hourly-of", choices=("smallest", "each"), default=defaults.hourly_of,
                         help="the batch is a fraction of the smallest history, the same at every size (default), "
                         "or of each history")
+    parser.add_argument("--hourly-runs", type=int, default=defaults.hourly_runs,
+                        help="successive hourly runs per size, each with the next batch; the median one is the "
+                        "size's figure (default 3)")
     parser.add_argument("--tenants", type=int, default=defaults.tenants, help="simulated merchants (default 4)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--start-date", type=date.fromisoformat, default=defaults.start_date)
@@ -52,12 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.hourly_fraction <= 1:
         parser.error(f"--hourly-fraction must be in (0, 1], got {args.hourly_fraction}")
+    if args.hourly_runs < 1:
+        parser.error(f"--hourly-runs must be at least 1, got {args.hourly_runs}")
     if args.tenants < 1:
         parser.error(f"--tenants must be at least 1, got {args.tenants}")
     options = Options(
         sizes=args.sizes,
         hourly_fraction=args.hourly_fraction,
         hourly_of=args.hourly_of,
+        hourly_runs=args.hourly_runs,
         tenants=args.tenants,
         seed=args.seed,
         start_date=args.start_date,

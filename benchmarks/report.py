@@ -189,7 +189,7 @@ def short_count(n: int) -> str:
 
 def sizes_table(sizes: list[dict[str, Any]]) -> str:
     header = ("history", "landed", "land ev/s", "full build", "full total", "3 marts", "DuckDB", "hourly",
-              "(land/build/valid./publ.)", "peak")
+              "(land/build/valid./publ.)", "hourly runs", "peak")
     rows = [header]
     for s in sizes:
         hourly = s["hourly"]
@@ -203,9 +203,16 @@ def sizes_table(sizes: list[dict[str, Any]]) -> str:
             f"{s['duckdb']['total_seconds']:.1f}s",
             f"{hourly['total_seconds']:.1f}s",
             "/".join(f"{hourly[f'{step}_seconds']:.0f}" for step in ("land", "build", "validate", "publish")),
+            _runs(hourly),
             gib(s["peak_memory_bytes"]),
         ))
     return _table(rows)
+
+
+def _runs(hourly: dict[str, Any]) -> str:
+    """Every hourly run's total, in the order they ran; the median one (the size's figure) marked."""
+    runs = hourly.get("runs") or [hourly]
+    return " ".join(f"{run['total_seconds']:.0f}{'*' if run.get('run') == hourly.get('run') else ''}" for run in runs)
 
 
 def targets_table(targets: list[dict[str, Any]]) -> str:

@@ -1,13 +1,13 @@
-"""The benchmark's workload: one simulated export, cut into a history of each size and the hourly batch
-that follows it.
+"""The benchmark's workload: one simulated export, cut into a history of each size and the hourly
+batches that follow it.
 
 The export is simulated once (`jobs.simulator`, the project's own simulator settings) at a constant
 traffic rate: one hour of average traffic is the hourly batch. Its lines are in recording order
-(files hour by hour, lines in order), so a history of N events is its first N lines and the hourly
-batch the lines right after: events recorded in the hour after the history, mostly continuing its
-streams (orders confirmed, shipped, refunded...), with the export's late events and re-deliveries.
-Histories of different sizes are therefore prefixes of one world, and each size's batch is the same
-number of lines; only the history grows. Whole files are hard-linked into a size's landing folders,
+(files hour by hour, lines in order), so a history of N events is its first N lines and its hourly
+batches the lines right after, one after the other: events recorded in the hours after the history,
+mostly continuing its streams (orders confirmed, shipped, refunded...), with the export's late events
+and re-deliveries. Histories of different sizes are therefore prefixes of one world, and each size's
+batches are the same number of lines; only the history grows. Whole files are hard-linked into a size's landing folders,
 the file a cut falls in is split.
 """
 
@@ -34,7 +34,8 @@ _VOLUME_MARGIN = 1.25
 @dataclass(frozen=True)
 class Plan:
     sizes: tuple[int, ...]  # history sizes, in lines of the export (events, before landing drops any)
-    hourly_lines: Mapping[int, int]  # size -> lines of its hourly batch
+    hourly_lines: Mapping[int, int]  # size -> lines of each of its hourly batches
+    hourly_runs: int  # successive hourly batches after each history
     tenants: int
     events_per_tenant_per_day: int
     days: int
@@ -45,6 +46,7 @@ class Plan:
         return {
             "sizes": list(self.sizes),
             "hourly_lines": {str(size): lines for size, lines in self.hourly_lines.items()},
+            "hourly_runs": self.hourly_runs,
             "tenants": self.tenants,
             "events_per_tenant_per_day": self.events_per_tenant_per_day,
             "days_simulated": self.days,
@@ -54,18 +56,25 @@ class Plan:
 
 
 def plan(
-    sizes: tuple[int, ...], hourly_fraction: float, hourly_of: str, tenants: int, seed: int, start_date: date
+    sizes: tuple[int, ...],
+    hourly_fraction: float,
+    hourly_of: str,
+    tenants: int,
+    seed: int,
+    start_date: date,
+    hourly_runs: int = 1,
 ) -> Plan:
     """The hourly batch is `hourly_fraction` of the smallest history (`hourly_of="smallest"`: the same
     batch at every size, so that only the history grows) or of each history (`"each"`). The export's
-    traffic is one such batch (of the smallest history) per hour of the day on average."""
+    traffic is one such batch (of the smallest history) per hour of the day on average; each history is
+    followed by `hourly_runs` such batches."""
     smallest = min(sizes)
     hourly = {size: max(1, round(hourly_fraction * (smallest if hourly_of == "smallest" else size))) for size in sizes}
     per_hour = hourly[smallest]
     events_per_tenant_per_day = max(1, round(24 * per_hour / tenants))
-    needed = max(size + hourly[size] for size in sizes)
+    needed = max(size + hourly_runs * hourly[size] for size in sizes)
     days = math.ceil(needed * _VOLUME_MARGIN / (24 * per_hour)) + 1
-    return Plan(tuple(sorted(sizes)), hourly, tenants, events_per_tenant_per_day, days, seed, start_date)
+    return Plan(tuple(sorted(sizes)), hourly, hourly_runs, tenants, events_per_tenant_per_day, days, seed, start_date)
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,7 @@ def simulate_export(plan: Plan, simulator: Mapping[str, Any], folder: Path, prog
     settings = dataclasses.replace(
         SimulatorSettings.from_mapping(simulator), events_per_tenant_per_day=plan.events_per_tenant_per_day
     )
-    needed = max(size + plan.hourly_lines[size] for size in plan.sizes)
+    needed = max(size + plan.hourly_runs * plan.hourly_lines[size] for size in plan.sizes)
     days = plan.days
     while True:
         shutil.rmtree(folder, ignore_errors=True)

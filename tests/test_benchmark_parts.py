@@ -1,16 +1,18 @@
 """Parts of the benchmark harness (benchmarks/) that need no benchmark run: where each size's warehouse
-goes, memory sampling of processes beside the driver's (a local cluster's), and the stage profile's
-reading of an event log written by a real Spark."""
+goes, which hourly run is a size's figure and how much export its batches need, memory sampling of
+processes beside the driver's (a local cluster's), and the stage profile's reading of an event log
+written by a real Spark."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date
 
 import pytest
 
-from benchmarks import stage_profile
-from benchmarks.harness import Options, _settings, warehouse_root
+from benchmarks import report, stage_profile, workload
+from benchmarks.harness import Options, _settings, median_run, warehouse_root
 from benchmarks.memory import MemorySampler
 
 HELD_MB = 200
@@ -135,3 +137,30 @@ def test_a_missing_master_key_stops_the_harness_before_the_long_simulation(tmp_p
     assert main(["--env", "cluster", "--sizes", "1k", "--workdir", str(work), "--out", str(tmp_path / "r.json")]) == 2
     assert "no master key" in capsys.readouterr().err
     assert not work.exists(), "nothing simulated"
+
+
+def _run(number: int, total: float) -> dict:
+    return {"run": number, "total_seconds": total}
+
+
+def test_a_sizes_hourly_figure_is_its_middle_run_by_total_time_and_of_two_the_faster():
+    assert median_run([_run(1, 140.0), _run(2, 120.0), _run(3, 131.0)])["run"] == 3
+    assert median_run([_run(1, 120.0), _run(2, 150.0), _run(3, 131.0)])["run"] == 3
+    assert median_run([_run(1, 140.0), _run(2, 120.0)])["run"] == 2
+    assert median_run([_run(1, 120.0), _run(2, 120.0)])["run"] == 1, "a tie goes to the earlier run"
+    assert median_run([_run(1, 99.0)])["run"] == 1
+
+
+def test_the_sizes_table_shows_every_hourly_run_in_order_with_the_figure_marked():
+    runs = [_run(1, 140.4), _run(2, 120.0), _run(3, 131.0)]
+    assert report._runs({**median_run(runs), "runs": runs}) == "140 120 131*"
+
+
+def test_the_export_holds_every_hourly_batch_after_the_largest_history():
+    one = workload.plan((2_500, 10_000), 0.01, "smallest", 4, 7, date(2026, 1, 5))
+    many = workload.plan((2_500, 10_000), 0.01, "smallest", 4, 7, date(2026, 1, 5), hourly_runs=200)
+    assert one.hourly_lines == many.hourly_lines == {2_500: 25, 10_000: 25}
+    assert (one.hourly_runs, many.hourly_runs, many.to_dict()["hourly_runs"]) == (1, 200, 200)
+    per_day = 4 * many.events_per_tenant_per_day
+    assert one.days * per_day >= 10_000 + 25
+    assert many.days * per_day >= 10_000 + 200 * 25 > one.days * per_day
