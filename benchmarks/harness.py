@@ -1,14 +1,17 @@
 """One benchmark run (issue #8): for each history size, land it, rebuild every mart in full, build the
-three reference marts with Spark and with DuckDB, then land and publish successive hourly batches
-(`--hourly-runs`, default 3); each step timed, memory sampled throughout. A size's hourly figure is its
-median run (the one in the middle by total time; the lower of the two middle ones for an even count):
-one run on this machine varies by several percent from run to run, more than the changes it is used
-to measure, so each run's figures are kept beside it.
+three reference marts with Spark and with DuckDB; then land and publish successive hourly batches
+(`--hourly-runs`, default 3) in rounds: the first batch of every size, then the second of every size...
+Each step is timed, memory sampled throughout. A size's hourly figure is its median run (the one in the
+middle by total time; the faster of the two middle ones for an even count). One run on this machine
+varies by several percent from run to run, and the machine's speed drifts within a benchmark (at
+9ea1eeb every phase of the 10M size, DuckDB's included, took about 20% longer than in the run before,
+the 2.5M size's the same): rounds make such a drift weigh on every size's hourly runs alike, where a
+size's runs one after the other put it all on the growth figure.
 
 Everything the pipeline does goes through `jobs.pipeline`'s steps (land, build, validate, publish)
 with the configuration `jobs.config.load_settings` gives for `--env`. The harness sets only:
-- the warehouse, one per size under the warehouse root (emptied before the size, deleted after it
-  unless `--keep`): `--workdir` when the configuration's warehouse is a local folder, else beside it
+- the warehouse, one per size under the warehouse root (emptied before the size, deleted after the
+  last hourly round unless `--keep`): `--workdir` when the configuration's warehouse is a local folder, else beside it
   (`s3a://lakehouse/warehouse` -> `s3a://lakehouse/warehouse-bench`), so a benchmark on the `cluster`
   overlay runs on its object store and never touches the configured warehouse;
 - the simulator's `events_per_tenant_per_day` (from the hourly batch, see workload.py);
@@ -172,10 +175,15 @@ def run(options: Options) -> dict[str, Any]:
                 spark = get_spark(base)
                 started.progress(f"Spark {spark.version}, {spark.sparkContext.defaultParallelism} task slots")
             document["spark_start_seconds"] = started.seconds
-            for size in plan.sizes:
-                label = f"{report.short_count(size)}"
-                document["sizes"].append(_run_size(size, plan, export, root, options, console, sampler, label))
+            sizes = [_prepare_size(size, plan, export, root, options, console, sampler) for size in plan.sizes]
+            # The hourly runs in rounds: the first of every size, then the second... (see the docstring).
+            for number in range(1, plan.hourly_runs + 1):
+                for size in sizes:
+                    size.hourly_run(number)
+                document["sizes"] = [size.result() for size in sizes]
                 _finish(document, sampler, options, complete=False)
+            for size in sizes:
+                size.release(options.keep)
         except BaseException as error:
             document["error"] = f"{type(error).__name__}: {error}"
             _finish(document, sampler, options, complete=False)
@@ -192,7 +200,71 @@ def run(options: Options) -> dict[str, Any]:
     return document
 
 
-def _run_size(
+class _Size:
+    """One history size: its warehouse prepared (history landed, full rebuild, DuckDB's marts), then its
+    hourly runs, one at a time (`hourly_run`); `result` gives its figures so far."""
+
+    def __init__(self, size: int, label: str, settings: Settings, folder: Path, console: Console, sampler: MemorySampler):
+        self.size, self.label, self.settings, self.folder = size, label, settings, folder
+        self.console, self.sampler = console, sampler
+        self.phases: dict[str, Phase] = {}
+        self.batches: list[tuple[Path, int, int]] = []  # (folder, lines, files) of each hourly run
+        self.prepared: dict[str, Any] = {}  # the figures before the hourly runs
+        self.runs: list[dict[str, Any]] = []
+
+    def phase(self, name: str) -> Phase:
+        self.phases[name] = Phase(name, self.console, self.sampler, self.label)
+        return self.phases[name]
+
+    def hourly_run(self, number: int) -> None:
+        """Land, build, validate and publish the `number`th batch, each step timed."""
+        from jobs import pipeline
+        from jobs.spark import get_spark
+
+        spark = get_spark(self.settings)
+        batch_dir, lines, files = self.batches[number - 1]
+        # Each run as the next hour's command would start it: a cold cache, the last run published.
+        _drop_caches(spark)
+        run_id = f"bench_hourly_{number}"
+        with self.phase(f"hourly {number} land") as step:
+            landed = pipeline.land(self.settings, batch_dir, run_id, progress=step.progress)
+        with self.phase(f"hourly {number} build") as step:
+            pipeline.build(self.settings, run_id, progress=step.progress)
+        with self.phase(f"hourly {number} validate") as step:
+            pipeline.validate(self.settings, run_id, progress=step.progress)
+        with self.phase(f"hourly {number} publish") as step:
+            pipeline.publish(self.settings, run_id, progress=step.progress)
+        marts = _builds_of(spark, self.settings, run_id)
+        self.runs.append(_hourly_run(number, self.phases, landed, lines, files, marts))
+        self.console.say(f"{self.label}: hourly run {number} of {len(self.batches)}: {self.runs[-1]['total_seconds']:.1f}s")
+
+    def result(self) -> dict[str, Any]:
+        """The size's figures: its preparation's, and its hourly runs' so far (the median one's, and each)."""
+        phases = self.phases
+        return {
+            **self.prepared,
+            "hourly_batch": {"lines": self.batches[0][1] if self.batches else 0, "runs": len(self.runs)},
+            # The median run's figures (its number in "run"), and every run's.
+            "hourly": {**median_run(self.runs), "runs": list(self.runs)},
+            "peak_memory_bytes": max(
+                phases[name].peak for name in phases if name in PIPELINE_PHASES or name.startswith("hourly ")
+            ),
+            "phases": {name: p.to_dict() for name, p in phases.items()},
+        }
+
+    def release(self, keep: bool) -> None:
+        """The size's landing files, DuckDB's output and warehouse deleted, unless `keep`."""
+        from jobs import storage
+        from jobs.spark import get_spark
+
+        spark = get_spark(self.settings)
+        _drop_caches(spark)
+        if not keep:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            storage.delete(spark, self.settings.warehouse)
+
+
+def _prepare_size(
     size: int,
     plan: workload.Plan,
     export: workload.Export,
@@ -200,32 +272,30 @@ def _run_size(
     options: Options,
     console: Console,
     sampler: MemorySampler,
-    label: str,
-) -> dict[str, Any]:
+) -> _Size:
+    """A size's warehouse with its history landed and every mart rebuilt in full and published, and
+    DuckDB's three marts beside it; each step timed. Its hourly batches are cut, not landed."""
     from jobs import pipeline, storage
     from jobs.spark import get_spark
     from jobs.tables import BRONZE_EVENTS
 
+    label = report.short_count(size)
     # Landing files and DuckDB's output are local to the driver; the warehouse is where the root is.
     folder = options.workdir / f"size-{size}"
     shutil.rmtree(folder, ignore_errors=True)
     settings = _settings(options, f"{root}/size-{size}/warehouse")
     spark = get_spark(settings)
     storage.delete(spark, settings.warehouse)
+    prepared = _Size(size, label, settings, folder, console, sampler)
     history_dir = folder / "landing" / "history"
     history_lines, history_files = workload.cut(export, 0, size, history_dir)
-    batches = []  # (folder, lines, files) of each hourly run, in order: each starts where the last ended
-    for number in range(1, plan.hourly_runs + 1):
+    for number in range(1, plan.hourly_runs + 1):  # each batch starts where the last ended
         batch_dir = folder / "landing" / f"hourly-{number}"
         first_line = size + (number - 1) * plan.hourly_lines[size]
-        batches.append((batch_dir, *workload.cut(export, first_line, plan.hourly_lines[size], batch_dir)))
-    console.say(f"{label}: history {history_lines:,} lines in {history_files} files, {len(batches)} hourly "
+        prepared.batches.append((batch_dir, *workload.cut(export, first_line, plan.hourly_lines[size], batch_dir)))
+    console.say(f"{label}: history {history_lines:,} lines in {history_files} files, {plan.hourly_runs} hourly "
                 f"batch(es) of {plan.hourly_lines[size]:,} lines, warehouse {settings.warehouse}")
-    phases: dict[str, Phase] = {}
-
-    def phase(name: str) -> Phase:
-        phases[name] = Phase(name, console, sampler, label)
-        return phases[name]
+    phase, phases = prepared.phase, prepared.phases
 
     _drop_caches(spark)
     with phase("land history") as step:
@@ -261,25 +331,7 @@ def _run_size(
     console.say(f"{label}: Spark vs DuckDB " + ", ".join(
         f"{name} {c['spark']:,}/{c['duckdb']:,}{'' if c['equal'] else ' DIFFERENT'}" for name, c in comparison.items()))
 
-    hourly_runs = []
-    for number, (batch_dir, lines, files) in enumerate(batches, start=1):
-        # Each run as the next hour's command would start it: a cold cache, the last run published.
-        _drop_caches(spark)
-        run_id = f"bench_hourly_{number}"
-        with phase(f"hourly {number} land") as step:
-            landed_batch = pipeline.land(settings, batch_dir, run_id, progress=step.progress)
-        with phase(f"hourly {number} build") as step:
-            pipeline.build(settings, run_id, progress=step.progress)
-        with phase(f"hourly {number} validate") as step:
-            pipeline.validate(settings, run_id, progress=step.progress)
-        with phase(f"hourly {number} publish") as step:
-            pipeline.publish(settings, run_id, progress=step.progress)
-        marts = _builds_of(spark, settings, run_id)
-        hourly_runs.append(_hourly_run(number, phases, landed_batch, lines, files, marts))
-        console.say(f"{label}: hourly run {number} of {len(batches)}: {hourly_runs[-1]['total_seconds']:.1f}s")
-    median = median_run(hourly_runs)
-
-    result = {
+    prepared.prepared = {
         "target_events": size,
         "warehouse": settings.warehouse,
         "history": {
@@ -289,7 +341,6 @@ def _run_size(
             "duplicates": landed.total("duplicates"),
             "quarantined": landed.total("quarantined"),
         },
-        "hourly_batch": {"lines": plan.hourly_lines[size], "runs": len(hourly_runs)},
         "land_history": {
             "seconds": phases["land history"].seconds,
             "events_per_second": landed.total("landed") / phases["land history"].seconds,
@@ -308,18 +359,8 @@ def _run_size(
                               "marts": list(THREE_MARTS), "same_as_full_build": "three marts build" not in phases},
         "duckdb": duck.to_dict(),
         "marts_compared": comparison,
-        # The median run's figures (its number in "run"), and every run's.
-        "hourly": {**median, "runs": hourly_runs},
-        "peak_memory_bytes": max(
-            phases[name].peak for name in phases if name in PIPELINE_PHASES or name.startswith("hourly ")
-        ),
-        "phases": {name: p.to_dict() for name, p in phases.items()},
     }
-    _drop_caches(spark)
-    if not options.keep:
-        shutil.rmtree(folder, ignore_errors=True)
-        storage.delete(spark, settings.warehouse)
-    return result
+    return prepared
 
 
 def _hourly_run(number: int, phases: dict[str, Phase], landed, lines: int, files: int, marts) -> dict[str, Any]:
