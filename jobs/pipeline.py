@@ -34,7 +34,6 @@ from jobs.landing.files import LandingReport, land_files
 from jobs.marts import MART_NAMES, mart_module
 from jobs.marts.contract import BuildContext
 from jobs.marts.restate import Changes, Restatement, joinable, materialized
-from jobs.marts.sessions import use_known_sessions_table
 from jobs.marts.shared import reused
 from jobs.segments import check_with_spark as check_segments_with_spark
 from jobs.silver import SilverReport, build_silver, read_silver
@@ -312,8 +311,6 @@ def _build_marts(
                 if name not in sources and name not in MART_NAMES:
                     events = read_silver(spark, settings.warehouse, name)
                     sources[name] = events.filter(F.col("occurred_at") <= F.lit(as_of))
-                    if name == "SessionStarted" and use_known_sessions_table(spark, settings.warehouse, sources[name], as_of):
-                        progress("known sessions: read from silver/known_sessions")
             path = path_of(mart)
             with failing_clearly(step, f"mart {mart}", path, lambda: _PUBLISHED_UNTOUCHED):
                 restate = getattr(module, "RESTATE", None)

@@ -30,9 +30,6 @@ from jobs.incremental import (
     record_silver_writing,
     silver_states,
 )
-from jobs.marts.restate import materialized, semi
-from jobs.marts.sessions import KEY as SESSION_KEY
-from jobs.marts.sessions import KNOWN_SESSIONS, derive_known_sessions
 from jobs.tables import BRONZE_EVENTS, write
 from jobs.upcasting.chain import Upcast, upcast
 
@@ -93,26 +90,13 @@ def build_silver(
     wanted = set(only) if only is not None else None
     event_types = [t for t in EVENT_TYPES if wanted is None or t.name in wanted]
     names = [t.table_name for t in event_types] + ["invalid_payloads", "held_back"]
-    # Known sessions follow SessionStarted (jobs/marts/sessions.py).
-    known = silver_path(warehouse, KNOWN_SESSIONS) if CATALOG["SessionStarted"] in event_types else None
-    names += [KNOWN_SESSIONS] if known else []
     states_by_name = silver_states(spark, warehouse, {name: silver_path(warehouse, name) for name in names})
     states = {silver_path(warehouse, name): state for name, state in states_by_name.items()}
     catalog = catalog_fingerprint()
-
-    def current(state: TableState | None) -> bool:
-        return state is not None and state.catalog == catalog and state.bronze_version <= upto
-
     changes = None
-    # An event table of unknown state is rewritten with all the others; the known sessions alone are
-    # derived again from SessionStarted (a warehouse from before them gains them in an incremental build).
-    if not full and all(current(state) for path, state in states.items() if path != known):
-        oldest = min((state for state in states.values() if current(state)), key=lambda s: s.bronze_version)
-        if (
-            oldest.bronze_version == upto
-            and all(current(state) for state in states.values())
-            and not _erasures_outside_pending(spark, warehouse, event_types)
-        ):
+    if not full and all(s is not None and s.catalog == catalog and s.bronze_version <= upto for s in states.values()):
+        oldest = min(states.values(), key=lambda s: s.bronze_version)
+        if oldest.bronze_version == upto and not _erasures_outside_pending(spark, warehouse, event_types):
             return _nothing_new(spark, warehouse, event_types, upto, oldest, progress)
         changes = bronze_changes(spark, warehouse, oldest.bronze_version, upto, oldest.bronze_rows)
     # Should the build stop before its writes all committed, the next one can tell which did.
@@ -125,18 +109,12 @@ def build_silver(
             report = _write_silver(spark, warehouse, event_types, split.of_type, "overwrite", upto, catalog)
             report.event_watermark = latest_occurred_at(split.rows)
             report.unknown_event_types = _counts_by_type(split.unknown())
-        if known:
-            _write_known_sessions(spark, warehouse, None, TableState(upto, catalog).to_json())
     else:
         def since(path: str, event_type) -> DataFrame:
             landed = changes.filter(F.col("_commit_version") > states[path].bronze_version).drop("_commit_version")
             return landed.filter(F.col("event_type") == event_type.name)
 
         report = _write_silver(spark, warehouse, event_types, since, "append", upto, catalog)
-        if known:
-            started = CATALOG["SessionStarted"]
-            landed = upcast(since(known, started), started).events if current(states[known]) else None
-            _write_known_sessions(spark, warehouse, landed, TableState(upto, catalog).to_json())
         if oldest.event_watermark is not None:
             # Bronze only gains rows: its largest occurred_at moves on from the landed events alone.
             report.event_watermark = max(filter(None, (oldest.event_watermark, latest_occurred_at(changes))))
@@ -233,24 +211,6 @@ def latest_occurred_at(events: DataFrame) -> str | None:
     """The largest occurred_at of the events, ISO 8601 in UTC (formatted by Spark in the session's
     UTC zone: collected timestamps would be in the machine's zone); None without events."""
     return events.agg(F.date_format(F.max("occurred_at"), "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")).first()[0]
-
-
-def _write_known_sessions(spark: SparkSession, warehouse: str, landed: DataFrame | None, metadata: str) -> int:
-    """silver/known_sessions brought up to silver's SessionStarted, in one commit (none when nothing is
-    new): the sessions that the SessionStarted events landed since its state start appended (`landed`,
-    upcast), or, when one of them names a session it holds or there are none to go by (`landed` None: a
-    full build, a table of unknown state), every known session derived again from SessionStarted whole."""
-    path = silver_path(warehouse, KNOWN_SESSIONS)
-    if landed is not None:
-        started = derive_known_sessions(landed).persist()
-        try:
-            # The new sessions' keys broadcast to a scan of the table's (when few: `materialized`).
-            keys = materialized(started.select(*SESSION_KEY))
-            if semi(spark.read.format("delta").load(path), keys).limit(1).count() == 0:
-                return write(spark, started, path, "append", metadata)
-        finally:
-            started.unpersist()
-    return write(spark, derive_known_sessions(read_silver(spark, warehouse, "SessionStarted")), path, "overwrite", metadata)
 
 
 def _write_silver(spark, warehouse, event_types, rows_for, mode: str, upto: int, catalog: str) -> SilverReport:

@@ -114,11 +114,6 @@ def test_a_restatement_that_needs_an_input_whole_is_a_build_in_full(spark, wareh
     assert "need orders, OrderCreated whole" in reported["product_sales_daily"]
 
 
-def test_every_build_reads_the_known_sessions_silver_keeps(warehouses, said):
-    for batch in ("batch-0", "batch-1", "batch-2"):
-        assert "known sessions: read from silver/known_sessions" in said[batch], batch
-
-
 def test_a_batch_restates_fewer_days_than_the_mart_has(spark, warehouses):
     incremental, _full = warehouses
     restated = _builds(spark, incremental)["batch-1", "funnel_daily"]["restated_units"]

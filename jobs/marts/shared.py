@@ -4,11 +4,10 @@ Known sessions (jobs/marts/sessions.py) are the first SessionStarted of every se
 a sort of the whole SessionStarted table, about 5 s at 10M events of history on two cores, that
 funnel_daily, marketing_kpis_daily, campaign_performance and experiment_results each repeated in
 every hourly run (they read SessionStarted whole when a run touches more sessions than a restatement
-narrows by, jobs/marts/restate.py); silver now keeps them in a table (silver/known_sessions). Within `reused(sources)` (the pipeline's build of all marts), a
+narrows by, jobs/marts/restate.py). Within `reused(sources)` (the pipeline's build of all marts), a
 frame derived with `once` from one of `sources`' frames themselves is cached at its first use and
 served from the cache to the next mart; the cache is dropped when the build ends. Outside that scope,
 or from a narrowed input (a frame of its own, read by one mart), `once` derives the frame as asked.
-A frame a table already holds (silver/known_sessions) is served in its place with `provide`.
 """
 
 from __future__ import annotations
@@ -34,21 +33,6 @@ def reused(sources: Mapping[str, DataFrame]) -> Iterator[None]:
         _SCOPES.pop()
         for _source, frame in derived.values():
             frame.unpersist()
-
-
-def provide(kind: str, source: DataFrame, frame: DataFrame) -> bool:
-    """Within `reused`, serve `frame` (a table that holds it already) as what `once(kind, source, …)`
-    would derive, when `source` is one of its sources; returns whether it will."""
-    if not _SCOPES:
-        return False
-    sources, derived = _SCOPES[-1]
-    if not any(source is shared for shared in sources.values()):
-        return False
-    key = (kind, id(source))
-    if key in derived:
-        derived[key][1].unpersist()
-    derived[key] = (source, frame.persist(StorageLevel.MEMORY_AND_DISK))
-    return True
 
 
 def once(kind: str, source: DataFrame, derive: Callable[[DataFrame], DataFrame]) -> DataFrame:

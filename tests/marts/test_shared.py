@@ -1,5 +1,5 @@
-"""Known sessions are derived once per build from the whole SessionStarted table, and only from it,
-unless a table that holds them is provided (jobs/marts/shared.py)."""
+"""Known sessions are derived once per build from the whole SessionStarted table, and only from it
+(jobs/marts/shared.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from jobs.marts.sessions import known_sessions
-from jobs.marts.shared import provide, reused
+from jobs.marts.shared import reused
 
 
 def _session_started(spark):
@@ -46,19 +46,3 @@ def test_a_narrowed_input_is_not_shared(spark):
 
     assert one is not other and one.storageLevel == StorageLevel.NONE
     assert [r.session_id for r in one.collect()] == ["s2"]
-
-
-def test_a_provided_frame_is_served_for_the_whole_input_only_and_dropped_after(spark):
-    whole = _session_started(spark)
-    narrowed = whole.filter(F.col("session_id") == "s2")
-    held = known_sessions(whole).filter(F.col("session_id") == "s1")  # stands for a table: told apart by its rows
-    assert not provide("known_sessions", whole, held), "outside a build there is nothing to serve it to"
-
-    with reused({"SessionStarted": whole}):
-        assert not provide("known_sessions", narrowed, held)
-        assert provide("known_sessions", whole, held)
-        served = known_sessions(whole)
-        assert [r.session_id for r in served.collect()] == ["s1"] and served.storageLevel != StorageLevel.NONE
-        assert [r.session_id for r in known_sessions(narrowed).collect()] == ["s2"]
-
-    assert served.storageLevel == StorageLevel.NONE
