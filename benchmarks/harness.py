@@ -4,9 +4,9 @@ three reference marts with Spark and with DuckDB; then land and publish successi
 Each step is timed, memory sampled throughout. A size's hourly figure is its median run (the one in the
 middle by total time; the faster of the two middle ones for an even count). One run on this machine
 varies by several percent from run to run, and the machine's speed drifts within a benchmark (at
-9ea1eeb every phase of the 10M size, DuckDB's included, took about 20% longer than in the run before,
-the 2.5M size's the same): rounds make such a drift weigh on every size's hourly runs alike, where a
-size's runs one after the other put it all on the growth figure.
+9ea1eeb the 10M size's hourly runs took 17% longer than in the run before, DuckDB 22%, the 2.5M size's
+phases as before): rounds make such a drift weigh on every size's hourly runs alike, where a size's
+runs one after the other put it all on the growth figure.
 
 Everything the pipeline does goes through `jobs.pipeline`'s steps (land, build, validate, publish)
 with the configuration `jobs.config.load_settings` gives for `--env`. The harness sets only:
