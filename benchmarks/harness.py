@@ -11,9 +11,9 @@ runs one after the other put it all on the growth figure.
 Everything the pipeline does goes through `jobs.pipeline`'s steps (land, build, validate, publish)
 with the configuration `jobs.config.load_settings` gives for `--env`. The harness sets only:
 - the warehouse, one per size under the warehouse root (emptied before the size, deleted after the
-  last hourly round unless `--keep`): `--workdir` when the configuration's warehouse is a local folder, else beside it
-  (`s3a://lakehouse/warehouse` -> `s3a://lakehouse/warehouse-bench`), so a benchmark on the `cluster`
-  overlay runs on its object store and never touches the configured warehouse;
+  last hourly round unless `--keep`): `--workdir` when the configuration's warehouse is a local folder,
+  else beside it (`s3a://lakehouse/warehouse` -> `s3a://lakehouse/warehouse-bench`), so a benchmark on
+  the `cluster` overlay runs on its object store and never touches the configured warehouse;
 - the simulator's `events_per_tenant_per_day` (from the hourly batch, see workload.py);
 - `marts.enabled` = orders, basket_daily, customer_360 for the Spark side of the DuckDB comparison
   (and, with `--marts`, for the whole run: a quicker, partial benchmark, e.g. for the smoke test).
@@ -204,8 +204,8 @@ class _Size:
     """One history size: its warehouse prepared (history landed, full rebuild, DuckDB's marts), then its
     hourly runs, one at a time (`hourly_run`); `result` gives its figures so far."""
 
-    def __init__(self, size: int, label: str, settings: Settings, folder: Path, console: Console, sampler: MemorySampler):
-        self.size, self.label, self.settings, self.folder = size, label, settings, folder
+    def __init__(self, label: str, settings: Settings, folder: Path, console: Console, sampler: MemorySampler):
+        self.label, self.settings, self.folder = label, settings, folder
         self.console, self.sampler = console, sampler
         self.phases: dict[str, Phase] = {}
         self.batches: list[tuple[Path, int, int]] = []  # (folder, lines, files) of each hourly run
@@ -243,7 +243,7 @@ class _Size:
         phases = self.phases
         return {
             **self.prepared,
-            "hourly_batch": {"lines": self.batches[0][1] if self.batches else 0, "runs": len(self.runs)},
+            "hourly_batch": {"lines": self.batches[0][1], "runs": len(self.runs)},
             # The median run's figures (its number in "run"), and every run's.
             "hourly": {**median_run(self.runs), "runs": list(self.runs)},
             "peak_memory_bytes": max(
@@ -286,7 +286,7 @@ def _prepare_size(
     settings = _settings(options, f"{root}/size-{size}/warehouse")
     spark = get_spark(settings)
     storage.delete(spark, settings.warehouse)
-    prepared = _Size(size, label, settings, folder, console, sampler)
+    prepared = _Size(label, settings, folder, console, sampler)
     history_dir = folder / "landing" / "history"
     history_lines, history_files = workload.cut(export, 0, size, history_dir)
     for number in range(1, plan.hourly_runs + 1):  # each batch starts where the last ended

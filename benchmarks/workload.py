@@ -7,8 +7,8 @@ traffic rate: one hour of average traffic is the hourly batch. Its lines are in 
 batches the lines right after, one after the other: events recorded in the hours after the history,
 mostly continuing its streams (orders confirmed, shipped, refunded...), with the export's late events
 and re-deliveries. Histories of different sizes are therefore prefixes of one world, and each size's
-batches are the same number of lines; only the history grows. Whole files are hard-linked into a size's landing folders,
-the file a cut falls in is split.
+batches are the same number of lines; only the history grows. Whole files are hard-linked into a size's
+landing folders, the file a cut falls in is split.
 """
 
 from __future__ import annotations
