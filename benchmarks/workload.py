@@ -72,9 +72,14 @@ def plan(
     hourly = {size: max(1, round(hourly_fraction * (smallest if hourly_of == "smallest" else size))) for size in sizes}
     per_hour = hourly[smallest]
     events_per_tenant_per_day = max(1, round(24 * per_hour / tenants))
-    needed = max(size + hourly_runs * hourly[size] for size in sizes)
+    needed = _lines_needed(hourly, hourly_runs)
     days = math.ceil(needed * _VOLUME_MARGIN / (24 * per_hour)) + 1
     return Plan(tuple(sorted(sizes)), hourly, hourly_runs, tenants, events_per_tenant_per_day, days, seed, start_date)
+
+
+def _lines_needed(hourly_lines: Mapping[int, int], hourly_runs: int) -> int:
+    """The export's lines the largest need: a history and its hourly batches after it."""
+    return max(size + hourly_runs * lines for size, lines in hourly_lines.items())
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def simulate_export(plan: Plan, simulator: Mapping[str, Any], folder: Path, prog
     settings = dataclasses.replace(
         SimulatorSettings.from_mapping(simulator), events_per_tenant_per_day=plan.events_per_tenant_per_day
     )
-    needed = max(size + plan.hourly_runs * plan.hourly_lines[size] for size in plan.sizes)
+    needed = _lines_needed(plan.hourly_lines, plan.hourly_runs)
     days = plan.days
     while True:
         shutil.rmtree(folder, ignore_errors=True)
