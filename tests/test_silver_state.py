@@ -216,3 +216,27 @@ def test_a_full_build_removes_the_copy_of_bronze_when_it_fails_and_what_a_stoppe
     assert not _split_folder(warehouse).exists()
     # The copy's partition column stays in the copy.
     assert "_silver_table" not in read_silver(spark, warehouse, "OrderConfirmed").columns
+
+
+def test_a_build_upcasts_each_type_once_for_its_own_table_invalid_payloads_and_held_back(
+    spark, warehouse, tmp_path, monkeypatch
+):
+    import jobs.silver
+
+    first, second, _third = _deliveries()
+    upcast_types = []
+
+    def counted(rows, event_type):
+        upcast_types.append(event_type.name)
+        return jobs.silver.upcast.__wrapped__(rows, event_type)
+
+    counted.__wrapped__ = jobs.silver.upcast
+    monkeypatch.setattr(jobs.silver, "upcast", counted)
+    _land(spark, warehouse, tmp_path / "landing", first, "both")
+    full = build_silver(spark, warehouse, only=TYPES)
+    _land(spark, warehouse, tmp_path / "landing", second, "confirmations")
+    incremental = build_silver(spark, warehouse, only=TYPES)
+
+    assert (full.mode, incremental.mode) == ("full", "incremental")
+    assert sorted(upcast_types) == sorted(TYPES * 2)  # one plan per type and build, not three
+    assert incremental.rows_per_table == {"order_confirmed": 2, "payment_captured": 0}
