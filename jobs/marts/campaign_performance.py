@@ -12,7 +12,7 @@ from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.orders import changed_orders
 from jobs.marts.restate import (
-    Changes, Restatement, Sources, campaign_sessions_too_many, keyed, narrowed, renamed, semi, union_all,
+    Changes, Restatement, Sources, campaign_sessions_too_many, keyed, keyed_union, narrowed, renamed, semi,
 )
 from jobs.marts.sessions import known_sessions
 
@@ -144,11 +144,11 @@ def _touched(changes: Changes, published: DataFrame) -> DataFrame:
     with a new one (a late one may become its first); the campaigns of restated orders whose columns
     read here changed, before and after."""
     sessions = semi(changes.sources["SessionStarted"], keyed(changes.events["SessionStarted"], "tenant_id", "session_id"))
-    return union_all(
-        [keyed(changes.events[name], *_KEY) for name in _CAMPAIGN_EVENTS]
+    return keyed_union(
+        [changes.events[name].select(*_KEY) for name in _CAMPAIGN_EVENTS]
         + [
-            keyed(sessions, "tenant_id", F.col("campaign").alias("campaign_id")),
-            keyed(changed_orders(changes, ORDER_COLUMNS), "tenant_id", F.col("channel_campaign").alias("campaign_id")),
+            sessions.select("tenant_id", F.col("campaign").alias("campaign_id")),
+            changed_orders(changes, ORDER_COLUMNS).select("tenant_id", F.col("channel_campaign").alias("campaign_id")),
         ]
     )
 

@@ -9,7 +9,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, narrowed, on_dates, semi, union_all
+from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, keyed_union, narrowed, on_dates, semi, union_all
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.streams import first_in_stream
 
@@ -178,7 +178,7 @@ def _utc(context: BuildContext) -> datetime:
 def _touched(changes: Changes, published: DataFrame) -> DataFrame:
     """The dates of any add of a cart with a new event (a late add may become its first), and every
     date with an open cart: as the as-of time moves on, open carts become abandoned."""
-    carts = union_all([keyed(changes.events[name], *_CART) for name in INPUTS])
+    carts = keyed_union([changes.events[name].select(*_CART) for name in INPUTS])
     adds = semi(changes.sources["CartItemAdded"], carts)
     still_open = published.filter(F.col("open") > 0).select(*_DAY)
     return union_all([event_dates(adds, "cart_date"), still_open])

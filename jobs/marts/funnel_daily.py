@@ -17,10 +17,10 @@ from jobs.marts.restate import (
     counts_too_many_sessions,
     event_dates,
     keyed,
+    keyed_union,
     narrowed,
     on_dates,
     semi,
-    union_all,
 )
 from jobs.marts.sessions import known_sessions
 
@@ -98,8 +98,10 @@ def _session_steps(sources: Mapping[str, DataFrame]) -> DataFrame:
 def _touched(changes: Changes, published: DataFrame) -> DataFrame:
     """The dates of every session with a new event or a restated order whose session or validity
     changed (all its SessionStarted events' dates: a late one may become its first)."""
-    named = [keyed(changes.events[name], *_SESSION) for name in ("SessionStarted", "ProductViewed", "CartItemAdded", "OrderCreated")]
-    sessions = union_all([*named, keyed(changed_orders(changes, ORDER_COLUMNS), *_SESSION)])
+    named = [
+        changes.events[name].select(*_SESSION) for name in ("SessionStarted", "ProductViewed", "CartItemAdded", "OrderCreated")
+    ]
+    sessions = keyed_union([*named, changed_orders(changes, ORDER_COLUMNS).select(*_SESSION)])
     return event_dates(semi(changes.sources["SessionStarted"], sessions), "session_date").distinct()
 
 

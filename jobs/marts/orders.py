@@ -8,7 +8,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, Sources, changed, keyed, narrowed, semi, union_all
+from jobs.marts.restate import Changes, Restatement, Sources, changed, keyed, keyed_union, narrowed, semi, union_all
 from jobs.marts.sessions import known_sessions
 from jobs.marts.streams import first_in_stream
 
@@ -179,9 +179,9 @@ def _touched(changes: Changes, published: DataFrame) -> DataFrame:
     is_first_valid_order compares a customer's orders, every order of those orders' customers."""
     created = changes.sources["OrderCreated"]
     new_sessions = keyed(changes.events["SessionStarted"], "tenant_id", "session_id")
-    direct = union_all(
-        [keyed(changes.events[name], "tenant_id", "order_id") for name in _ORDER_EVENTS]
-        + [keyed(semi(created, new_sessions), "tenant_id", "order_id")]
+    direct = keyed_union(
+        [changes.events[name].select("tenant_id", "order_id") for name in _ORDER_EVENTS]
+        + [semi(created, new_sessions).select("tenant_id", "order_id")]
     )
     customers = keyed(semi(created, direct), "tenant_id", "customer_id")
     return union_all([direct, keyed(semi(created, customers), "tenant_id", "order_id")])

@@ -10,7 +10,9 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs.marts import restate
-from jobs.marts.restate import Changes, campaign_sessions_too_many, counts_too_many_sessions, keyed, materialized, narrowed, renamed, semi
+from jobs.marts.restate import (
+    Changes, campaign_sessions_too_many, counts_too_many_sessions, keyed, keyed_union, materialized, narrowed, renamed, semi,
+)
 
 
 def _plan(frame) -> str:
@@ -64,6 +66,20 @@ def test_a_semi_join_on_few_keys_is_broadcast_not_sorted(spark):
         plan = _plan(frame)
         assert "BroadcastHashJoin" in plan and "SortMergeJoin" not in plan
         assert sorted(row.sequence for row in frame.collect()) == list(range(30))
+
+
+def test_the_keys_of_several_selections_are_those_each_has_without_nulls_computed_at_once(spark):
+    events = _events(spark, 100)
+    first = events.filter(F.col("sequence") < 15).select("tenant_id", "session_id")
+    second = events.filter(F.col("sequence").between(10, 34)).select("tenant_id", "session_id")
+    with_nulls = spark.createDataFrame([("t1", None), (None, "s-9")], "tenant_id string, session_id string")
+
+    keys = keyed_union([first, second, with_nulls])
+
+    assert "Range" not in _plan(keys)  # computed now, as `keyed` does
+    assert "BroadcastHashJoin" in _plan(semi(events, keys))
+    # Sequences 0-34 are sessions s-0 to s-3, each with events of both tenants (even and odd ids).
+    assert sorted(map(tuple, keys.collect())) == sorted((tenant, f"s-{n}") for tenant in ("t1", "t2") for n in range(4))
 
 
 def test_narrowing_by_many_keys_keeps_the_whole_input_instead_of_sorting_it_against_them(spark):
