@@ -110,9 +110,9 @@ def keyed(frame: DataFrame, *columns: str | Column) -> DataFrame:
 
 
 def keyed_union(selections: Sequence[DataFrame]) -> DataFrame:
-    """The keys `keyed` would find in each selection (frames of the same key columns), all of them at
-    once: in one Spark job, where a `union_all` of `keyed` sets takes one per set and one for the union
-    (an hourly run found its touched units in some fifty such jobs, half a second each)."""
+    """The keys `keyed` would find in each selection (frames of the same key columns), all of them
+    collected at once, where a `union_all` of `keyed` sets collects each set and then their union (in an
+    hourly run, each collect is a Spark job of about half a second, whatever the batch)."""
     union = reduce(DataFrame.unionByName, selections)
     return materialized(union.dropna().distinct())
 
