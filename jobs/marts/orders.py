@@ -8,7 +8,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, Sources, changed, keyed, keyed_union, narrowed, semi, union_all
+from jobs.marts.restate import Changes, Restatement, Sources, changed, keyed, keyed_union, narrowed, semi
 from jobs.marts.sessions import known_sessions
 from jobs.marts.streams import first_in_stream
 
@@ -184,7 +184,7 @@ def _touched(changes: Changes, published: DataFrame) -> DataFrame:
         + [semi(created, new_sessions).select("tenant_id", "order_id")]
     )
     customers = keyed(semi(created, direct), "tenant_id", "customer_id")
-    return union_all([direct, keyed(semi(created, customers), "tenant_id", "order_id")])
+    return keyed_union([direct, semi(created, customers).select("tenant_id", "order_id")])
 
 
 def _narrow(sources: Sources, orders: DataFrame) -> Sources:
