@@ -9,7 +9,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.marts.contract import BuildContext, MartContract
-from jobs.marts.restate import Changes, Restatement, Sources, event_dates, keyed, keyed_union, narrowed, on_dates, semi, union_all
+from jobs.marts.restate import (
+    Changes, Restatement, Sources, event_dates, keyed, keyed_union, narrowed, on_dates, semi, union_all,
+)
 from jobs.marts.currency import count_if, other_currency, precedence, sum_if, with_row_currency
 from jobs.marts.streams import first_in_stream
 
