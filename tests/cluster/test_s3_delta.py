@@ -2,6 +2,10 @@
 writes a Delta table to `s3a://` on s3proxy, and delta-rs reads the same table back as `s3://` (issue #13).
 
 The first run fetches hadoop-aws and the AWS SDK modules (about 13 MB) into `.cache/ivy/`.
+
+`slow` (`make test-slow`): what it shows is part of tests/cluster/test_pipeline_on_cluster.py, which
+`make test` runs (the cluster writes the marts to S3 and delta-rs reads them back); this probe, two
+minutes of a cluster of its own, is the first thing to run when that test fails for want of S3.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from deltalake import DeltaTable
 
 from scale_out.local_cluster import PROJECT_ROOT, master_status
@@ -18,6 +23,7 @@ from jobs.storage import delta_rs_location
 from tests.cluster.support import KEYS, settings_on
 
 PROBE_TIMEOUT_S = 300
+pytestmark = pytest.mark.slow
 
 
 def test_a_delta_table_written_by_the_cluster_to_s3_reads_back_with_deltalake(cluster):

@@ -16,8 +16,8 @@ from tests.cluster.support import KEYS
 PROBE_TIMEOUT_S = 300
 
 
-def test_markers_erasure_log_maintenance_and_data_docs_act_on_the_object_store(cluster, tmp_path):
-    layout = cluster.layout
+def test_markers_erasure_log_maintenance_and_data_docs_act_on_the_object_store(s3_server, tmp_path):
+    layout = s3_server.layout  # s3proxy alone: the probe's Spark is local[1] (its operations run in the driver)
     warehouse = f"s3a://{layout.bucket}/storage-probe/warehouse"
     environ = {**os.environ, **KEYS}
     environ.pop("LAKEHOUSE_WAREHOUSE", None)
