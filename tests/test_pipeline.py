@@ -83,10 +83,10 @@ def test_a_replay_time_without_an_offset_is_refused(published):
         pipeline.replay(run_settings, datetime(2026, 1, 5))
 
 
-def test_publishing_a_run_that_was_not_validated_is_refused(settings, tmp_path):
-    run_settings = _settings(settings, tmp_path)
-    shop_history().write(tmp_path / "landing")
-    pipeline.land(run_settings, tmp_path / "landing", "unvalidated")
-    pipeline.build(run_settings, "unvalidated")
+def test_publishing_a_run_that_was_not_validated_is_refused(spark, published):
+    run_settings, _landing = published
+    pipeline.build(run_settings, "unvalidated")  # staged beside the published run's marts, never validated
     with pytest.raises(pipeline.PublicationRefused, match="no passed validation"):
         pipeline.publish(run_settings, "unvalidated")
+    log = spark.read.format("delta").load(f"{run_settings.warehouse}/meta/publications")
+    assert {row["run_id"] for row in log.collect()} == {"first"}
