@@ -159,29 +159,47 @@ def test_a_log_written_before_major_versions_gets_the_new_columns(spark, tmp_pat
     assert {"sql_name", "supported_until", "restored_version"} <= set(spark.read.format("delta").load(str(old)).columns)
 
 
-# --- Major versions -----------------------------------------------------------------------------
+# --- Rollback and major versions --------------------------------------------------------------
 
-def test_a_new_major_version_is_published_beside_the_old_table_which_gets_an_end_date(spark, settings, tmp_path, monkeypatch):
-    run_settings, landing = _first_run(settings, tmp_path, marts=("orders",))
-    old = publications.published_table(run_settings, "orders", 1)
-    old_version, old_rows = latest_version(spark, old.path), spark.read.format("delta").load(old.path).count()
-    # A breaking change of the orders contract: version 2.0 (same columns, for the test).
-    monkeypatch.setattr(orders, "CONTRACT", dataclasses.replace(orders.CONTRACT, version="2.0"))
+MAJOR_2 = dataclasses.replace(orders.CONTRACT, version="2.0")
 
+
+@pytest.fixture(scope="module")
+def rolled_back(spark, settings, tmp_path_factory):
+    """Two publications of orders (7 rows, then 8), orders rolled back to the first, then a third run
+    with a breaking change of the orders contract (version 2.0, same columns for the test), published
+    beside the old table: one warehouse for both stories, each run of it costs a minute here."""
+    run_settings, landing = _first_run(settings, tmp_path_factory.mktemp("rollback"), marts=("orders",))
+    path = pipeline.gold_path(run_settings, "orders")
+    first_version = latest_version(spark, path)
+    first_rows = sorted(map(tuple, spark.read.format("delta").load(path).collect()))
     pipeline.run(run_settings, landing, run_id="second")
+    entry = publications.rollback(run_settings, "orders", first_version)
+    restored_version = latest_version(spark, path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(orders, "CONTRACT", MAJOR_2)
+        pipeline.run(run_settings, landing, run_id="third")
+    return run_settings, first_version, first_rows, entry, restored_version
+
+
+def test_a_new_major_version_is_published_beside_the_old_table_which_gets_an_end_date(spark, rolled_back, monkeypatch):
+    run_settings, _first_version, _rows, _entry, restored_version = rolled_back
+    old = publications.published_table(run_settings, "orders", 1)
+    monkeypatch.setattr(orders, "CONTRACT", MAJOR_2)
 
     new = publications.published_table(run_settings, "orders", 2)
     assert (new.path, new.sql_name) == (f"{run_settings.warehouse}/gold/orders_v2", "gold.orders_v2")
     assert spark.read.format("delta").load(new.path).count() == 8
-    assert latest_version(spark, old.path) == old_version
-    assert spark.read.format("delta").load(old.path).count() == old_rows == 7
+    # The old table as the rollback left it: not written by the new major's run.
+    assert latest_version(spark, old.path) == restored_version
+    assert spark.read.format("delta").load(old.path).count() == 7
     log = _log(spark, run_settings).filter(F.col("mart") == "orders")
     (ended,) = log.filter(F.col("action") == "end_of_support").collect()
     assert (ended["table_path"], ended["contract_version"]) == (old.path, "1.0")
     expected_end = datetime.now() + timedelta(days=SUPPORT_DAYS)
     assert abs(ended["supported_until"] - expected_end) < timedelta(hours=1)
-    (second,) = log.filter(F.col("run_id") == "second").filter(F.col("action") == "publish").collect()
-    assert (second["contract_version"], second["table_path"]) == ("2.0", new.path)
+    (third,) = log.filter(F.col("run_id") == "third").filter(F.col("action") == "publish").collect()
+    assert (third["contract_version"], third["table_path"]) == ("2.0", new.path)
     # Asked again (the next publication of major 2), the old table is not ended twice.
     assert publications.end_older_majors(spark, run_settings, {"orders": new}, print) == []
     assert _log(spark, run_settings).filter(F.col("action") == "end_of_support").count() == 1
@@ -199,22 +217,8 @@ def test_a_new_major_version_is_published_beside_the_old_table_which_gets_an_end
     assert exposed(ended["supported_until"].replace(tzinfo=timezone.utc) + timedelta(seconds=1)) == {"orders_v2": "2.0"}
 
 
-# --- Rollback -----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def rolled_back(spark, settings, tmp_path_factory):
-    """Two publications of orders (7 rows, then 8), then orders rolled back to the first."""
-    run_settings, landing = _first_run(settings, tmp_path_factory.mktemp("rollback"), marts=("orders",))
-    path = pipeline.gold_path(run_settings, "orders")
-    first_version = latest_version(spark, path)
-    first_rows = sorted(map(tuple, spark.read.format("delta").load(path).collect()))
-    pipeline.run(run_settings, landing, run_id="second")
-    entry = publications.rollback(run_settings, "orders", first_version)
-    return run_settings, first_version, first_rows, entry
-
-
 def test_rollback_restores_the_rows_of_an_earlier_publication_as_a_new_version(spark, rolled_back):
-    run_settings, first_version, first_rows, entry = rolled_back
+    run_settings, first_version, first_rows, entry, _restored = rolled_back
     path = pipeline.gold_path(run_settings, "orders")
 
     assert sorted(map(tuple, spark.read.format("delta").load(path).collect())) == first_rows
@@ -224,7 +228,7 @@ def test_rollback_restores_the_rows_of_an_earlier_publication_as_a_new_version(s
 
 
 def test_rollback_is_logged_with_the_version_it_restored(spark, rolled_back):
-    run_settings, first_version, _rows, entry = rolled_back
+    run_settings, first_version, _rows, entry, _restored = rolled_back
     (row,) = _log(spark, run_settings).filter(F.col("action") == "rollback").collect()
 
     assert (row["mart"], row["table_version"], row["restored_version"]) == ("orders", entry.table_version, first_version)
@@ -234,7 +238,7 @@ def test_rollback_is_logged_with_the_version_it_restored(spark, rolled_back):
 def test_rollback_to_a_version_that_was_never_published_is_refused(spark, rolled_back):
     from jobs.__main__ import main
 
-    run_settings, _version, _rows, entry = rolled_back
+    run_settings, _version, _rows, entry, _restored = rolled_back
     log_rows = _log(spark, run_settings).count()
 
     with pytest.raises(publications.RollbackRefused, match=r"gold\.orders .* version 99 is not a logged publication"):
@@ -248,12 +252,16 @@ def test_rollback_to_a_version_that_was_never_published_is_refused(spark, rolled
 def test_status_shows_publications_rollbacks_and_end_dates(rolled_back, capsys):
     from jobs.status import print_status
 
-    run_settings, first_version, _rows, entry = rolled_back
+    run_settings, first_version, _rows, entry, _restored = rolled_back
     print_status(run_settings)
 
     out = capsys.readouterr().out
     assert "gold.orders" in out and "rollback" in out
     assert re.search(rf"orders\s*\|\s*gold\.orders\s*\|\s*{first_version}\s*\|\s*{entry.table_version}", out), out
+    # The table the new major superseded, with its end of support; the new one, published by run third.
+    published = out.split("Rollbacks", 1)[0]
+    assert re.search(r"\|orders\s*\|gold\.orders\s*\|.*\|end_of_support\s*\|.*\|\d{4}-\d\d-\d\d", published), published
+    assert re.search(r"\|orders\s*\|gold\.orders_v2\s*\|.*\|publish\s*\|", published), published
 
 
 # --- Data Docs ----------------------------------------------------------------------------------
