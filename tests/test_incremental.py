@@ -53,7 +53,7 @@ RESTATED = (
 
 @pytest.fixture(scope="module")
 def said() -> dict[str, list[str]]:
-    """What each incremental run reported, by run id (filled by `warehouses`)."""
+    """What each incremental run reported, by run id (filled by `incremental`)."""
     return {}
 
 
@@ -62,7 +62,7 @@ FULL = "all-at-once"
 
 
 @pytest.fixture(scope="module")
-def warehouses(settings, history, tmp_path_factory, said):
+def incremental(settings, history, tmp_path_factory, said):
     """The settings of the warehouse the history was run into in batches, then rebuilt in full (staged
     for `FULL`)."""
     root = tmp_path_factory.mktemp("incremental")
@@ -95,8 +95,7 @@ def _builds(spark, settings):
     return {(row["run_id"], row["mart"]): row for row in spark.read.format("delta").load(BUILDS.path(settings.warehouse)).collect()}
 
 
-def test_later_batches_restate_marts_instead_of_rebuilding_them(spark, warehouses):
-    incremental = warehouses
+def test_later_batches_restate_marts_instead_of_rebuilding_them(spark, incremental):
     builds = _builds(spark, incremental)
     first = {mart: builds["batch-0", mart]["mode"] for mart in incremental.marts.enabled}
     later = {mart: builds["batch-1", mart]["mode"] for mart in incremental.marts.enabled}
@@ -104,8 +103,7 @@ def test_later_batches_restate_marts_instead_of_rebuilding_them(spark, warehouse
     assert later == dict.fromkeys(RESTATED, "restated")
 
 
-def test_a_restatement_that_needs_an_input_whole_is_a_build_in_full(spark, warehouses, said):
-    incremental = warehouses
+def test_a_restatement_that_needs_an_input_whole_is_a_build_in_full(spark, incremental, said):
     builds = _builds(spark, incremental)
     modes = {mart: builds["batch-2", mart]["mode"] for mart in RESTATED}
     assert modes == dict.fromkeys(RESTATED, "full")
@@ -121,24 +119,21 @@ def test_a_restatement_that_needs_an_input_whole_is_a_build_in_full(spark, wareh
     assert "need orders, OrderCreated whole" in reported["product_sales_daily"]
 
 
-def test_a_batch_restates_fewer_days_than_the_mart_has(spark, warehouses):
-    incremental = warehouses
+def test_a_batch_restates_fewer_days_than_the_mart_has(spark, incremental):
     restated = _builds(spark, incremental)["batch-1", "funnel_daily"]["restated_units"]
     days = spark.read.format("delta").load(pipeline.gold_path(incremental, "funnel_daily")).count()
     assert 0 < restated < days
 
 
 @pytest.mark.parametrize("mart", RESTATED)
-def test_incremental_runs_and_a_full_rebuild_give_identical_marts(spark, warehouses, mart):
-    incremental = warehouses
+def test_incremental_runs_and_a_full_rebuild_give_identical_marts(spark, incremental, mart):
     got = spark.read.format("delta").load(pipeline.gold_path(incremental, mart))
     expected = spark.read.format("delta").load(pipeline.staging_path(incremental, FULL, mart))
     assert expected.count() > 0
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_a_run_with_nothing_new_restates_nothing_and_changes_no_mart(spark, warehouses, tmp_path):
-    incremental = warehouses
+def test_a_run_with_nothing_new_restates_nothing_and_changes_no_mart(spark, incremental, tmp_path):
     before = {mart: spark.read.format("delta").load(pipeline.gold_path(incremental, mart)).collect() for mart in ("orders", "funnel_daily")}
     (tmp_path / "empty-landing").mkdir()
     pipeline.run(incremental, tmp_path / "empty-landing", run_id="nothing-new")
@@ -157,11 +152,11 @@ def _daily(spark, settings, mart, date_column):
     return {day: sorted(day_rows) for day, day_rows in by_day.items()}
 
 
-def test_a_backfill_over_a_range_with_late_events_changes_exactly_those_days(spark, warehouses):
+def test_a_backfill_over_a_range_with_late_events_changes_exactly_those_days(spark, incremental):
     from tests.histories import History
     from tests.marts.histories_marketing import place_order
 
-    warehouse = warehouses
+    warehouse = incremental  # the batched runs' warehouse, which holds the staged full rebuild too
     landing = Path(warehouse.warehouse).parent / "landing"
     tenant = spark.read.format("delta").load(pipeline.gold_path(warehouse, "orders")).first()["tenant_id"]
     first_day, last_day = (tenant, dt.date(2026, 3, 2)), (tenant, dt.date(2026, 3, 4))
@@ -221,12 +216,12 @@ READ_FROM_ORDERS = ("basket_daily", "product_sales_daily", "funnel_daily", "camp
 
 
 @pytest.mark.parametrize("mart", READ_FROM_ORDERS)
-def test_a_mart_reads_only_the_order_columns_it_declares(spark, warehouses, mart):
+def test_a_mart_reads_only_the_order_columns_it_declares(spark, incremental, mart):
     from jobs.marts import mart_module, orders
     from jobs.marts.contract import BuildContext
     from jobs.silver import read_silver
 
-    warehouse = warehouses
+    warehouse = incremental
     module = mart_module(mart)
     sources = {name: read_silver(spark, warehouse.warehouse, name) for name in module.INPUTS if name != "orders"}
     published = spark.read.format("delta").load(pipeline.gold_path(warehouse, "orders"))
