@@ -62,14 +62,10 @@ FULL = "all-at-once"
 
 
 @pytest.fixture(scope="module")
-def incremental(settings, history, tmp_path_factory, said):
-    """The settings of the warehouse the history was run into in batches, then rebuilt in full (staged
-    for `FULL`)."""
-    root = tmp_path_factory.mktemp("incremental")
-    restated = dataclasses.replace(settings, marts=dataclasses.replace(settings.marts, enabled=RESTATED))
-    incremental = dataclasses.replace(restated, warehouse=str(root / "incremental"))
+def batches(history) -> list[list[Path]]:
+    """The history's files in the deliveries `incremental` runs, in their order."""
     third, sixth = len(history) // 3, len(history) // 6
-    batches = [
+    return [
         # The last two days, with a file of the second day delivered twice under another name.
         history[third:] + history[third : third + 1],
         # Then the first day's first half: every event in it is late for the marts already published.
@@ -78,6 +74,15 @@ def incremental(settings, history, tmp_path_factory, said):
         # history is touched): each restatement is replaced by a build in full.
         history[sixth:third],
     ]
+
+
+@pytest.fixture(scope="module")
+def incremental(settings, batches, tmp_path_factory, said):
+    """The settings of the warehouse the history was run into in batches, then rebuilt in full (staged
+    for `FULL`)."""
+    root = tmp_path_factory.mktemp("incremental")
+    restated = dataclasses.replace(settings, marts=dataclasses.replace(settings.marts, enabled=RESTATED))
+    incremental = dataclasses.replace(restated, warehouse=str(root / "incremental"))
     landing = root / "landing"
     for number, batch in enumerate(batches):
         _deliver(batch, landing, f"batch-{number}")
@@ -131,6 +136,27 @@ def test_incremental_runs_and_a_full_rebuild_give_identical_marts(spark, increme
     expected = spark.read.format("delta").load(pipeline.staging_path(incremental, FULL, mart))
     assert expected.count() > 0
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.fixture(scope="module")
+def oracle(batches):
+    """The marts as the specs define them, computed in plain Python from the files delivered to
+    `incremental` in their order (tests/oracle, written from ../shared/spec alone, not from jobs/)."""
+    from tests.oracle import events, marts
+
+    landed = events.land([path for batch in batches for path in batch])
+    return {mart: marts.computed(mart, landed, events.as_of(landed)) for mart in RESTATED}
+
+
+# Before the runs below, which land more events into the same warehouse.
+@pytest.mark.parametrize("mart", RESTATED)
+def test_the_batched_marts_equal_an_independent_computation_from_the_specs(spark, incremental, oracle, mart):
+    from jobs.marts import mart_module
+    from tests.oracle.compare import differences
+
+    published = spark.read.format("delta").load(pipeline.gold_path(incremental, mart))
+    assert oracle[mart], "the oracle computed no rows"
+    assert differences(published, oracle[mart], mart_module(mart).CONTRACT.key) == []
 
 
 def test_a_run_with_nothing_new_restates_nothing_and_changes_no_mart(spark, incremental, tmp_path):

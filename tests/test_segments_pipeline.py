@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -96,3 +97,20 @@ def test_experiment_results_are_published_with_their_counts(spark, runs):
     rows = {(r["tenant_id"], r["experiment_id"], r["variant"]): r for r in _gold(spark, run_settings, "experiment_results").collect()}
     assert (rows["x-t1", "exp", "treat"]["visitors"], rows["x-t1", "exp", "treat"]["converters"]) == (3, 2)
     assert rows["x-t1", "exp", "control"]["contaminated_visitors"] == 1
+
+
+def test_customer_360_and_experiment_results_equal_an_independent_computation_from_the_specs(spark, runs):
+    """Both marts as the specs define them, computed in plain Python from the files the two runs landed,
+    in their order (tests/oracle, written from ../shared/spec alone): customer_history's consent changes,
+    erasure and windows, experiment_history's exposures, contamination and conversions."""
+    from jobs.marts import mart_module
+    from tests.oracle import events, marts
+    from tests.oracle.compare import differences
+
+    run_settings, _first = runs
+    landing = Path(run_settings.warehouse).parent / "landing"
+    landed = events.land([*sorted((landing / "day1").glob("*.ndjson")), *sorted((landing / "day2").glob("*.ndjson"))])
+    for mart in ("customer_360", "experiment_results"):
+        rows = marts.computed(mart, landed, events.as_of(landed), run_settings.experiments.splits)
+        assert rows, mart
+        assert differences(_gold(spark, run_settings, mart), rows, mart_module(mart).CONTRACT.key) == [], mart
