@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.oracle.events import Event, Landed, as_of, known_sessions, land, referrer_acquisition, to_cents
 from tests.oracle.orders import orders
 from tests.oracle.sales import basket_daily, cart_abandonment_daily, product_sales_daily
