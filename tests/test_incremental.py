@@ -3,7 +3,8 @@
 A simulated history (late events, duplicates, out-of-order streams, every schema version) is landed
 into a warehouse in batches, hour files out of order and a delivery repeated, one pipeline run per
 batch; then all of it is rebuilt in full from bronze (silver rewritten, every mart built from all events),
-staged for a run that is never published. Every mart a build restates must equal its full rebuild.
+staged for a run that is never published. Every mart a build restates must equal its full rebuild, and
+the marts as the specs define them, computed again in plain Python from the delivered files (tests/oracle).
 """
 
 from __future__ import annotations
