@@ -66,7 +66,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tests.oracle.events import Event, Landed, known_sessions
+from tests.oracle.events import Event, Landed, erased_customers, known_sessions
 from tests.oracle.marketing import (
     customer_id_of,
     first_registrations,
@@ -107,9 +107,7 @@ def customer_360(landed: Landed, as_of: datetime, include_unregistered: bool = T
             customer = customers[(order.tenant_id, order.customer_id)]
             if order.is_valid:
                 customer.valid.append(order)
-    erased = {
-        (e.tenant_id, customer_id_of(e)) for e in landed.events if e.event_type == "CustomerErasureRequested"
-    }
+    erased = erased_customers(landed)
 
     today = as_of.date()
     rows = []

@@ -449,10 +449,11 @@ def utc_date(moment: datetime) -> date:
 
 
 def erased_customers(landed: Landed) -> set[tuple[str, str]]:
-    """(tenant_id, customer_id) of every CustomerErasureRequested. Spec choice: erasure ignores the as-of
-    time (a point-in-time rebuild must not bring personal data back)."""
+    """(tenant_id, customer_id) of every CustomerErasureRequested: its data's customer_id, else its stream's
+    id. Spec choice: erasure ignores the as-of time (a point-in-time rebuild must not bring personal data
+    back)."""
     return {
-        (event.tenant_id, event.data["customer_id"])
+        (event.tenant_id, event.data["customer_id"] if event.data.get("customer_id") is not None else event.stream_key)
         for event in landed.events
         if event.event_type == "CustomerErasureRequested"
     }
