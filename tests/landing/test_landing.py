@@ -13,13 +13,25 @@ from tests.histories import History
 
 @pytest.fixture
 def two_deliveries(tmp_path):
+    return _write_two_deliveries(tmp_path / "landing")
+
+
+@pytest.fixture(scope="module")
+def landed_once(spark, tmp_path_factory) -> str:
+    """A warehouse with `two_deliveries` landed once, for the tests that only read what that landing wrote."""
+    root = tmp_path_factory.mktemp("landed_once")
+    warehouse = str(root / "warehouse")
+    land_files(spark, warehouse, _write_two_deliveries(root / "landing"), "r1")
+    return warehouse
+
+
+def _write_two_deliveries(landing):
     """Delivery A: three events, a broken line and a line that is no object; delivery B (a sub-folder):
     an exact duplicate of A's first event, a conflicting version of its second, an unknown type."""
     history = History()
     first = history.add("OrderConfirmed", "order-o1", {"order_id": "o1"}, "2026-01-05T10:00:00Z")
     second = history.add("OrderShipped", "order-o1", {"order_id": "o1", "carrier": "ups"}, "2026-01-05T11:00:00Z")
     history.add("OrderDelivered", "order-o1", {"order_id": "o1"}, "2026-01-05T12:00:00Z")
-    landing = tmp_path / "landing"
     history.write(landing / "2026-01-05", "a.ndjson", extra_lines=('{"event_id": "x", "tena', "42"))
 
     conflicting = dict(second, data={"order_id": "o1", "carrier": "dhl"})
@@ -35,8 +47,8 @@ def _ledger(spark, warehouse):
     return {row["source_file"].rsplit("/", 1)[-1]: row for row in rows}
 
 
-def test_every_line_read_is_landed_a_duplicate_or_quarantined(spark, warehouse, two_deliveries):
-    land_files(spark, warehouse, two_deliveries, "r1")
+def test_every_line_read_is_landed_a_duplicate_or_quarantined(spark, landed_once):
+    warehouse = landed_once
     ledger = _ledger(spark, warehouse)
     a, b = ledger["a.ndjson"], ledger["b.ndjson"]
     assert (a["lines_read"], a["landed"], a["duplicates"], a["quarantined"]) == (5, 3, 0, 2)
@@ -52,23 +64,23 @@ def test_landing_the_same_folder_twice_adds_nothing(spark, warehouse, two_delive
     assert spark.read.format("delta").load(f"{warehouse}/bronze/quarantine").count() == 3
 
 
-def test_a_conflicting_duplicate_keeps_the_first_and_quarantines_the_other(spark, warehouse, two_deliveries):
-    land_files(spark, warehouse, two_deliveries, "r1")
+def test_a_conflicting_duplicate_keeps_the_first_and_quarantines_the_other(spark, landed_once):
+    warehouse = landed_once
     kept = spark.read.format("delta").load(f"{warehouse}/bronze/events").filter("event_id = 'ev-0002'").collect()
     assert [json.loads(row["data"])["carrier"] for row in kept] == ["ups"]
     quarantined = spark.read.format("delta").load(f"{warehouse}/bronze/quarantine").filter("event_id = 'ev-0002'").first()
     assert quarantined["reason"].startswith("conflicting_duplicate") and '"dhl"' in quarantined["raw_text"]
 
 
-def test_quarantine_keeps_reason_file_line_and_raw_text(spark, warehouse, two_deliveries):
-    land_files(spark, warehouse, two_deliveries, "r1")
+def test_quarantine_keeps_reason_file_line_and_raw_text(spark, landed_once):
+    warehouse = landed_once
     rows = spark.read.format("delta").load(f"{warehouse}/bronze/quarantine").filter("source_file like '%a.ndjson'").collect()
     found = {(row["line_number"], row["reason"].split(":")[0], row["raw_text"]) for row in rows}
     assert found == {(4, "invalid_json", '{"event_id": "x", "tena'), (5, "not_an_object", "42")}
 
 
-def test_an_unknown_event_type_is_kept_in_bronze(spark, warehouse, two_deliveries):
-    land_files(spark, warehouse, two_deliveries, "r1")
+def test_an_unknown_event_type_is_kept_in_bronze(spark, landed_once):
+    warehouse = landed_once
     assert spark.read.format("delta").load(f"{warehouse}/bronze/events").filter("event_type = 'WishlistItemAdded'").count() == 1
 
 
