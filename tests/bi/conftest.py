@@ -1,6 +1,6 @@
 """Published marts for the BI tests, once per test run, into a warehouse of its own (read only): the shop
 history with two carts, an experiment's visitors and a customer who never buys, run through the pipeline
-with every mart; then a later order run with `orders` alone, so that `orders` has a second publication
+with every mart; then a later order, run with `orders` alone, so that `orders` has a second publication
 (the other marts stay at their first: which run each table shows is told per table).
 
 Under pytest-xdist (`make test`) the BI modules land on both workers; the first worker to need the
