@@ -66,9 +66,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tests.oracle.events import Event, Landed, erased_customers, known_sessions
+from tests.oracle.events import Event, Landed, customer_id_of, erased_customers, known_sessions
 from tests.oracle.marketing import (
-    customer_id_of,
     first_registrations,
     ratio,
     visible_events,

@@ -448,12 +448,17 @@ def utc_date(moment: datetime) -> date:
     return moment.astimezone(timezone.utc).date()
 
 
+def customer_id_of(event: Event) -> str:
+    """The customer an event of a customer stream is about: data.customer_id, else the stream id's tail."""
+    customer_id = event.data.get("customer_id")
+    return customer_id if customer_id is not None else event.stream_id.removeprefix("customer-")
+
+
 def erased_customers(landed: Landed) -> set[tuple[str, str]]:
-    """(tenant_id, customer_id) of every CustomerErasureRequested: its data's customer_id, else its stream's
-    id. Spec choice: erasure ignores the as-of time (a point-in-time rebuild must not bring personal data
-    back)."""
+    """(tenant_id, customer_id) of every CustomerErasureRequested (`customer_id_of`). Spec choice: erasure
+    ignores the as-of time (a point-in-time rebuild must not bring personal data back)."""
     return {
-        (event.tenant_id, event.data["customer_id"] if event.data.get("customer_id") is not None else event.stream_key)
+        (event.tenant_id, customer_id_of(event))
         for event in landed.events
         if event.event_type == "CustomerErasureRequested"
     }

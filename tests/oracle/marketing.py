@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from tests.oracle.events import Event, Landed, Session, known_sessions, stream_order, visible
+from tests.oracle.events import Event, Landed, Session, customer_id_of, known_sessions, stream_order, visible
 from tests.oracle.orders import Order, orders
 
 
@@ -61,12 +61,6 @@ def first_registrations(landed: Landed, as_of: datetime) -> dict[tuple[str, str]
     for event in visible_events(landed, as_of, "CustomerRegistered"):
         first.setdefault((event.tenant_id, customer_id_of(event)), event)
     return first
-
-
-def customer_id_of(event: Event) -> str:
-    """The customer an event of a customer stream is about: data.customer_id, else the stream id's tail."""
-    customer_id = event.data.get("customer_id")
-    return customer_id if customer_id is not None else event.stream_id.removeprefix("customer-")
 
 
 def campaign_id_of(event: Event) -> str:
