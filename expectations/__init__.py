@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import great_expectations as gx
 
-from expectations.common import table_expectations
+from expectations.common import share_row_counts, table_expectations
 from jobs.marts.contract import MartContract
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def suite_for(contract: MartContract | ReconciliationSuite) -> gx.ExpectationSui
         raise LookupError(f"mart {contract.name!r} has no expectations/{contract.name}.py") from error
     return gx.ExpectationSuite(
         name=suite_name(contract),
-        expectations=[*table_expectations(contract), *mart.expectations(contract)],
+        expectations=share_row_counts([*table_expectations(contract), *mart.expectations(contract)]),
         notes=f"Grain: {contract.grain}. Key: {', '.join(contract.key)}.",
         meta={"mart": contract.name, "contract_version": contract.version},
     )

@@ -116,24 +116,22 @@ class ReconciliationSuite:
         """The GX suite: the frame's own contract (columns, unique key), then one expectation per check."""
         import great_expectations as gx
 
-        from expectations.common import table_expectations
+        from expectations.common import share_row_counts, table_expectations
 
         return gx.ExpectationSuite(
             name=self.name,
-            expectations=[*table_expectations(CONTRACT), *self.expectations()],
+            expectations=share_row_counts([*table_expectations(CONTRACT), *self.expectations()]),
             notes="Totals of the staged marts against silver events and against each other.",
             meta={"mart": CONTRACT.name, "contract_version": CONTRACT.version},
         )
 
     def expectations(self) -> list:
-        from expectations.common import UnexpectedRowsWithExamples
+        from expectations.common import ExpectRowsToSatisfy
 
         return [
-            UnexpectedRowsWithExamples(
-                unexpected_rows_query=(
-                    "SELECT `check`, tenant_id, currency, measure, expected, observed FROM {batch} "
-                    f"WHERE `check` = '{name}' AND NOT (expected <=> observed)"
-                ),
+            ExpectRowsToSatisfy(
+                unexpected_when=f"`check` = '{name}' AND NOT (expected <=> observed)",
+                shown=["check", "tenant_id", "currency", "measure", "expected", "observed"],
                 description=f"{name}: {description}",
             )
             for name, description in self.checks

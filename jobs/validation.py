@@ -255,7 +255,7 @@ def _describe(result: ExpectationValidationResult) -> str:
 
     config = result.expectation_config
     name = get_expectation_impl(config.type).__name__
-    if "unexpected_rows_query" in config.kwargs:
+    if "unexpected_when" in config.kwargs:
         return f"{name}({config.description})"
     arguments = ", ".join(f"{key}={value!r}" for key, value in config.kwargs.items() if key != "batch_id")
     return f"{name}({arguments})"

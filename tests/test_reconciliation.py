@@ -125,7 +125,7 @@ def test_a_new_check_is_one_registered_function_that_then_fails_validation_namin
     assert skipped == []
     (failure,) = result.failed
     assert str(failure) == (
-        "reconciliation: UnexpectedRowsWithExamples(visitors_add_up: visitors of the mart equal distinct visitors): "
+        "reconciliation: ExpectRowsToSatisfy(visitors_add_up: visitors of the mart equal distinct visitors): "
         "1 row, e.g. (check='visitors_add_up', tenant_id='t1', currency=null, measure='visitors', expected=2, observed=3)"
     )
     page = (tmp_path / "docs" / "runs" / "hook" / "index.html").read_text(encoding="utf-8")

@@ -10,6 +10,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from expectations.common import count_rows_meeting
 from jobs.marts.basket_daily import CONTRACT as BASKET_DAILY
 from jobs.marts.contract import MartContract
 from jobs.marts.orders import CONTRACT as ORDERS
@@ -149,7 +150,7 @@ def test_net_cents_other_than_gross_minus_discount_fails_quoting_the_row(spark: 
     (failure,) = failed_expectations(mart_frame(spark, ORDERS, rows), ORDERS)
 
     assert failure == (
-        "UnexpectedRowsWithExamples(net_cents = gross_cents - discount_cents) -> 1 row, e.g. "
+        "ExpectRowsToSatisfy(net_cents = gross_cents - discount_cents) -> 1 row, e.g. "
         "(tenant_id='t1', order_id='o4', gross_cents=10000, discount_cents=1000, net_cents=9500)"
     )
 
@@ -159,7 +160,7 @@ def test_an_average_basket_other_than_net_per_order_fails(spark: SparkSession) -
 
     (failure,) = failed_expectations(mart_frame(spark, BASKET_DAILY, days), BASKET_DAILY)
 
-    assert failure.startswith("UnexpectedRowsWithExamples(abs(avg_basket_cents - try_divide(net_cents, valid_orders))")
+    assert failure.startswith("ExpectRowsToSatisfy(abs(avg_basket_cents - try_divide(net_cents, valid_orders))")
     assert failure.endswith("net_cents=25000, valid_orders=3, avg_basket_cents=8333.0)")
 
 
@@ -178,6 +179,47 @@ def test_a_missing_column_fails_naming_it(spark: SparkSession) -> None:
     failures = failed_expectations(frame, ORDERS)
 
     assert any(failure.endswith("-> missing ['units'], unexpected []") for failure in failures), failures
+
+
+def test_a_rule_naming_a_missing_column_fails_alone_and_the_other_rules_are_still_checked(spark: SparkSession) -> None:
+    wrong_net = an_order(order_id="o4", is_first_valid_order=False, net_cents=9_500, revenue_cents=9_500)
+    frame = mart_frame(spark, ORDERS, [*some_orders(), wrong_net]).drop("refunded_cents")
+
+    failures = failed_expectations(frame, ORDERS)
+
+    net, revenue = [failure for failure in failures if failure.startswith("ExpectRowsToSatisfy(")]
+    assert net == (
+        "ExpectRowsToSatisfy(net_cents = gross_cents - discount_cents) -> 1 row, e.g. "
+        "(tenant_id='t1', order_id='o4', gross_cents=10000, discount_cents=1000, net_cents=9500)"
+    )
+    assert revenue.startswith(
+        "ExpectRowsToSatisfy(revenue_cents = IF(is_valid, net_cents - refunded_cents, 0)) -> "
+        "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function parameter with name `refunded_cents` "
+        "cannot be resolved."
+    )
+
+
+def test_the_rules_of_a_suite_are_counted_in_one_spark_job(spark: SparkSession) -> None:
+    frame = spark.createDataFrame([(1, 2), (3, 1), (5, 5)], "a int, b int")
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("rules-in-one-job", "count_rows_meeting")
+    try:
+        counted = count_rows_meeting(frame, ["a > b", "a = b", "a + b > 5"])
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+
+    assert counted == {"counts": {"a > b": 1, "a = b": 1, "a + b > 5": 1}, "errors": {}}
+    assert len(tracker.getJobIdsForGroup("rules-in-one-job")) == 1
+
+
+def test_a_rule_that_raises_as_it_runs_is_reported_alone(spark: SparkSession) -> None:
+    frame = spark.createDataFrame([(1, 2), (3, 3)], "a int, b int")
+
+    counted = count_rows_meeting(frame, ["a < b", "a / (b - a) > 0"])
+
+    assert counted["counts"] == {"a < b": 1}
+    assert list(counted["errors"]) == ["a / (b - a) > 0"]
+    assert counted["errors"]["a / (b - a) > 0"].startswith("[DIVIDE_BY_ZERO] Division by zero.")
 
 
 def test_validation_failed_names_mart_expectation_and_observed_value(spark: SparkSession) -> None:

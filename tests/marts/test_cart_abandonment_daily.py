@@ -120,5 +120,5 @@ def test_a_day_whose_outcomes_do_not_add_up_to_its_carts_fails_its_expectations(
     result = validate_mart(broken, mart.CONTRACT, run_id="test")
 
     assert [failure.expectation for failure in result.failed] == [
-        "UnexpectedRowsWithExamples(carts = converted + abandoned + open)"
+        "ExpectRowsToSatisfy(carts = converted + abandoned + open)"
     ]

@@ -94,7 +94,7 @@ def test_more_valid_orders_than_orders_fails_its_expectations(built):
     result = validate_mart(broken, mart.CONTRACT, run_id="test")
 
     assert [failure.expectation for failure in result.failed] == [
-        "UnexpectedRowsWithExamples(with_valid_order <= with_order AND with_order <= sessions)"
+        "ExpectRowsToSatisfy(with_valid_order <= with_order AND with_order <= sessions)"
     ]
 
 

@@ -114,6 +114,6 @@ def test_a_view_to_cart_rate_on_a_product_without_views_fails_its_expectations(b
     result = validate_mart(broken, mart.CONTRACT, run_id="test")
 
     assert [failure.expectation for failure in result.failed] == [
-        "UnexpectedRowsWithExamples(IF(views = 0, view_to_cart_rate IS NULL, abs(view_to_cart_rate - "
+        "ExpectRowsToSatisfy(IF(views = 0, view_to_cart_rate IS NULL, abs(view_to_cart_rate - "
         "adds_to_cart / views) <= 1e-09 * greatest(1, view_to_cart_rate)))"
     ]
