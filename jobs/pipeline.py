@@ -545,8 +545,8 @@ def _reconcile(settings: Settings, frames: dict[str, DataFrame], as_of: datetime
 
 
 def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> list[Publication]:
-    """Copy each validated staging table into its published table in one commit, log it, and clear
-    staging. A mart whose contract has a new major version goes to a new table beside the old one
+    """Copy each validated staging table into its published table in one commit, log the run's
+    publications in one commit of the log, and clear staging. A mart whose contract has a new major version goes to a new table beside the old one
     (jobs/publications.py), and the old one gets an end of support date in the log.
 
     A run built before the data a published table holds is refused (StaleRunRefused, `_stale_builds`):
@@ -588,42 +588,57 @@ def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> l
     watermark = datetime.fromisoformat(info["event_watermark"]) if info["event_watermark"] else None
     published_list = []
     table_of = {}
-    for mart in todo:
-        contract = mart_module(mart).CONTRACT
-        table = table_of[mart] = publications.published_table(settings, mart, contract.major_version)
-        validated = info["validated"][mart]
-        before = _table_version(spark, table.path)
-        readers_see = partial(_after_failed_publish, spark, table, before)  # asked only on failure
-        with failing_clearly("publish", f"mart {mart}", table.path, readers_see):
-            staged = spark.read.format("delta").option("versionAsOf", validated["staging_version"]).load(
-                staging_path(settings, run_id, mart)
-            )
-            written = commit(spark, staged, table.path, "overwrite")  # the version and its rows, from the commit
-            version = written.version
+    logged: list[publications.LogEntry] = []
+    try:
+        for mart in todo:
+            contract = mart_module(mart).CONTRACT
+            table = table_of[mart] = publications.published_table(settings, mart, contract.major_version)
+            validated = info["validated"][mart]
+            before = _table_version(spark, table.path)
+            readers_see = partial(_after_failed_publish, spark, table, before)  # asked only on failure
+            with failing_clearly("publish", f"mart {mart}", table.path, readers_see):
+                staged = spark.read.format("delta").option("versionAsOf", validated["staging_version"]).load(
+                    staging_path(settings, run_id, mart)
+                )
+                written = commit(spark, staged, table.path, "overwrite")  # the version and its rows, from the commit
             published = Publication(
                 mart=mart,
                 contract_version=contract.version,
                 table_path=table.path,
-                table_version=version,
+                table_version=written.version,
                 row_count=written.rows,
             )
-            publications.append(
-                spark,
-                settings.warehouse,
+            logged.append(
                 publications.LogEntry(
                     mart=mart,
                     contract_version=contract.version,
                     table=table,
-                    table_version=version,
+                    table_version=written.version,
                     run_id=run_id,
                     event_watermark=watermark,
                     row_count=published.row_count,
                     validation_result=validated["result"],
                     action=publications.PUBLISH,
-                ),
+                )
             )
-        published_list.append(published)
-        progress(f"published {mart} v{contract.version} to {table.sql_name} as table version {version}: {published.row_count} rows")
+            published_list.append(published)
+            progress(
+                f"published {mart} v{contract.version} to {table.sql_name} as table version {written.version}: "
+                f"{published.row_count} rows"
+            )
+    finally:
+        # One commit to the log for the run's publications, also for those before a mart that failed.
+        # A process killed before it leaves published marts unlogged: a rerun publishes them again
+        # (the same rows, as a new table version) and logs them.
+        if logged:
+            unlogged = ", ".join(entry.table.sql_name for entry in logged)
+            with failing_clearly(
+                "publish",
+                "the publication log",
+                publications.PUBLICATIONS.path(settings.warehouse),
+                lambda: f"{unlogged} published and not logged: publishing run {run_id} again logs them",
+            ):
+                publications.append_all(spark, settings.warehouse, logged)
     # Once for all marts, after their publication (a run killed before it: at the next publication).
     publications.end_older_majors(spark, settings, {p.mart: table_of[p.mart] for p in published_list}, progress)
     _remove_staging(spark, settings, run_id)

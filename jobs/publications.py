@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -102,7 +102,14 @@ def read_log(spark: SparkSession, warehouse: str) -> DataFrame:
 
 def append(spark: SparkSession, warehouse: str, entry: LogEntry) -> None:
     """One row, in one commit; a row already logged (same table, version and action) is kept as is."""
-    row = spark.createDataFrame(
+    append_all(spark, warehouse, [entry])
+
+
+def append_all(spark: SparkSession, warehouse: str, entries: Sequence[LogEntry]) -> None:
+    """The rows in one commit (a run's publications: one MERGE instead of one per mart); a row already
+    logged (same table, version, action and run) is kept as is."""
+    now = datetime.now(timezone.utc)
+    rows = spark.createDataFrame(
         [
             (
                 entry.mart,
@@ -114,15 +121,16 @@ def append(spark: SparkSession, warehouse: str, entry: LogEntry) -> None:
                 entry.row_count,
                 entry.validation_result,
                 entry.action,
-                datetime.now(timezone.utc),
+                now,
                 entry.table.sql_name,
                 entry.supported_until,
                 entry.restored_version,
             )
+            for entry in entries
         ],
         PUBLICATIONS.ddl,
     )
-    insert_new(spark, row, ensure_log(spark, warehouse), _LOG_KEY)
+    insert_new(spark, rows, ensure_log(spark, warehouse), _LOG_KEY)
 
 
 def check_major_versions(spark: SparkSession, settings: Settings, majors: dict[str, int]) -> None:

@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from jobs import pipeline, publications
 from jobs.config import MartSettings, PublicationSettings
+from jobs.failures import StepFailed
 from jobs.marts import basket_daily, cart_abandonment_daily, orders
 from jobs.tables import latest_version
 from jobs.validation import ValidationFailed
@@ -146,6 +147,45 @@ def test_every_publication_is_logged_with_all_it_needs_to_be_traced(spark, publi
     assert order_log["validation_result"].startswith("orders: passed")
     assert abs(order_log["published_at"] - datetime.now()) < timedelta(hours=1)
     assert order_log["supported_until"] is None and order_log["restored_version"] is None
+
+
+def test_a_runs_publications_are_one_commit_of_the_log(spark, published):
+    run_settings, _landing = published
+    log_path = publications.PUBLICATIONS.path(run_settings.warehouse)
+
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{log_path}`").orderBy("version").collect()
+
+    assert [row["operation"] for row in history] == ["CREATE TABLE", "MERGE"]
+    assert sorted(row["mart"] for row in _log(spark, run_settings).collect()) == sorted(MARTS)
+
+
+def test_a_mart_that_fails_to_publish_leaves_those_before_it_logged_and_a_retry_publishes_the_rest(
+    spark, settings, tmp_path
+):
+    run_settings = _settings(settings, tmp_path, ("orders", "basket_daily"))
+    wap_history().write(tmp_path / "landing" / "day1")
+    pipeline.land(run_settings, tmp_path / "landing", "r1")
+    pipeline.build(run_settings, "r1")
+    pipeline.validate(run_settings, "r1")
+    # A plain file where basket_daily's table goes: its write fails, after orders was published.
+    blocked = Path(pipeline.gold_path(run_settings, "basket_daily"))
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("not a table")
+
+    with pytest.raises(StepFailed, match="^publish of mart basket_daily failed: "):
+        pipeline.publish(run_settings, "r1")
+
+    logged = [(row["mart"], row["table_version"]) for row in _log(spark, run_settings).collect()]
+    assert logged == [("orders", 0)]
+    assert latest_version(spark, pipeline.gold_path(run_settings, "orders")) == 0
+
+    blocked.unlink()
+    retried = pipeline.publish(run_settings, "r1")
+
+    assert [publication.mart for publication in retried] == ["basket_daily"]
+    logged = sorted((row["mart"], row["table_version"]) for row in _log(spark, run_settings).collect())
+    assert logged == [("basket_daily", 0), ("orders", 0)]
+    assert latest_version(spark, pipeline.gold_path(run_settings, "orders")) == 0
 
 
 def test_a_log_written_before_major_versions_gets_the_new_columns(spark, tmp_path):
