@@ -20,10 +20,12 @@ files are written through the Spark session's Hadoop file systems (jobs/storage.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import TYPE_CHECKING, Any, Iterator
 
 from jobs import storage
 
@@ -43,24 +45,54 @@ code { font-size: 0.9em; white-space: pre-wrap; }
 
 
 def record_validation(spark: "SparkSession", site_dir: str, record: dict[str, Any]) -> str:
-    """Keep one suite's validation of a run and render that run's page and the index again; return
-    the page's path."""
+    """Keep one suite's validation of a run and render that run's page and the index again (or, within
+    `rendered_once`, when it ends); return the page's path."""
     site_dir = site_dir.rstrip("/")
     folder = _folder_name(record["run_id"])
     run_dir = f"{site_dir}/runs/{folder}"
     storage.write_text(spark, f"{run_dir}/{_folder_name(record['suite'])}.json", json.dumps(record, indent=2))
-    page = f"{run_dir}/index.html"
-    storage.write_text(spark, page, _run_page(_records(spark, run_dir)))
+    pending = getattr(_deferred, "runs", None)
+    if pending is not None and pending[0] == site_dir:
+        pending[1][record["run_id"]] = record
+    else:
+        _render(spark, site_dir, {record["run_id"]: record})
+    return f"{run_dir}/index.html"
+
+
+@contextlib.contextmanager
+def rendered_once(spark: "SparkSession", site_dir: str) -> Iterator[None]:
+    """Validations recorded within render their runs' pages and the index once, at the end (also when
+    it ends with an error), instead of once per suite: a run's 12 suites wrote about 150 files and
+    read them back, 2 s locally and more on an object store."""
+    site_dir = site_dir.rstrip("/")
+    _deferred.runs = (site_dir, {})
+    try:
+        yield
+    finally:
+        _site, latest = _deferred.runs
+        _deferred.runs = None
+        if latest:
+            _render(spark, site_dir, latest)
+
+
+def _render(spark: "SparkSession", site_dir: str, latest: dict[str, dict[str, Any]]) -> None:
+    """Render the page of each run in `latest` (run id -> its last record) and the index."""
     # The index is rendered from one small summary file, not from every run's files: a year of
     # hourly runs is thousands of folders.
     summary_path = f"{site_dir}/runs.json"
     summary = json.loads(storage.read_text(spark, summary_path)) if storage.exists(spark, summary_path) else {}
-    run = summary.setdefault(record["run_id"], {"folder": folder, "suites": {}})
-    run["validated_at"] = record["validated_at"]
-    run["suites"][record["suite"]] = record["success"]
+    for run_id, record in latest.items():
+        run_dir = f"{site_dir}/runs/{_folder_name(run_id)}"
+        records = _records(spark, run_dir)
+        storage.write_text(spark, f"{run_dir}/index.html", _run_page(records))
+        run = summary.setdefault(run_id, {"folder": _folder_name(run_id), "suites": {}})
+        run["validated_at"] = record["validated_at"]
+        run["suites"].update((each["suite"], each["success"]) for each in records)
     storage.write_text(spark, summary_path, json.dumps(summary, indent=1))
     storage.write_text(spark, f"{site_dir}/index.html", _index_page(summary))
-    return page
+
+
+_deferred = threading.local()
 
 
 def _records(spark: "SparkSession", run_dir: str) -> list[dict[str, Any]]:

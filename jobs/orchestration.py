@@ -146,7 +146,7 @@ def validate_published(settings: Settings, run_id: str, progress: Progress = log
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    from jobs import pipeline
+    from jobs import data_docs, pipeline
     from jobs.marts import MART_NAMES, mart_module
     from jobs.spark import get_spark
     from jobs.tables import LANDING_LEDGER, latest_version, read_table
@@ -155,23 +155,24 @@ def validate_published(settings: Settings, run_id: str, progress: Progress = log
     spark = get_spark(settings)
     results, rows = [], {}
     missing = []
-    for mart in (name for name in MART_NAMES if name in settings.marts.enabled):
-        path = pipeline.gold_path(settings, mart)  # the current major version's table
-        if not DeltaTable.isDeltaTable(spark, path):  # reported below, with every other missing mart
-            missing.append(mart)
-            continue
-        version = latest_version(spark, path)
-        frame = spark.read.format("delta").option("versionAsOf", version).load(path)
-        result = validate_mart(
-            frame,
-            mart_module(mart).CONTRACT,
-            run_id=run_id,
-            data_docs_dir=settings.data_docs_dir,
-            max_failed_examples=settings.validation.max_failed_examples,
-        )
-        results.append(result)
-        rows[mart] = frame.count()
-        progress(result.summary())
+    with data_docs.rendered_once(spark, settings.data_docs_dir):
+        for mart in (name for name in MART_NAMES if name in settings.marts.enabled):
+            path = pipeline.gold_path(settings, mart)  # the current major version's table
+            if not DeltaTable.isDeltaTable(spark, path):  # reported below, with every other missing mart
+                missing.append(mart)
+                continue
+            version = latest_version(spark, path)
+            frame = spark.read.format("delta").option("versionAsOf", version).load(path)
+            result = validate_mart(
+                frame,
+                mart_module(mart).CONTRACT,
+                run_id=run_id,
+                data_docs_dir=settings.data_docs_dir,
+                max_failed_examples=settings.validation.max_failed_examples,
+            )
+            results.append(result)
+            rows[mart] = frame.count()
+            progress(result.summary())
     ledger = read_table(spark, LANDING_LEDGER, settings.warehouse)
     unbalanced = ledger.filter(F.col("lines_read") != F.col("landed") + F.col("duplicates") + F.col("quarantined"))
     broken = [row["source_file"] for row in unbalanced.select("source_file").limit(5).collect()]

@@ -502,27 +502,29 @@ def _published(spark: SparkSession, settings: Settings, mart: str) -> DataFrame 
 def validate(settings: Settings, run_id: str, progress: Progress = log.info) -> None:
     """Validate every staged mart, then reconcile them with silver events and with each other
     (expectations/reconciliation.py); raise ValidationFailed (nothing publishable) if anything fails."""
+    from jobs import data_docs
     from jobs.validation import raise_for_failures, validate_mart
 
     spark = get_spark(settings)
     marker = _marker_path(settings, run_id)
     info = json.loads(storage.read_text(spark, _marker_path(settings, run_id, "_build.json")))
     results, versions, frames = [], {}, {}
-    for mart in _enabled_marts(settings):
-        path = staging_path(settings, run_id, mart)
-        versions[mart] = latest_version(spark, path)
-        frames[mart] = spark.read.format("delta").option("versionAsOf", versions[mart]).load(path)
-        result = validate_mart(
-            frames[mart],
-            mart_module(mart).CONTRACT,
-            run_id=run_id,
-            data_docs_dir=settings.data_docs_dir,
-            max_failed_examples=settings.validation.max_failed_examples,
-        )
-        results.append(result)
-        progress(result.summary())
-    as_of = datetime.fromisoformat(info["event_watermark"]) if info["event_watermark"] else datetime.now(timezone.utc)
-    reconciled = _reconcile(settings, frames, as_of, run_id, settings.data_docs_dir, progress)
+    with data_docs.rendered_once(spark, settings.data_docs_dir):
+        for mart in _enabled_marts(settings):
+            path = staging_path(settings, run_id, mart)
+            versions[mart] = latest_version(spark, path)
+            frames[mart] = spark.read.format("delta").option("versionAsOf", versions[mart]).load(path)
+            result = validate_mart(
+                frames[mart],
+                mart_module(mart).CONTRACT,
+                run_id=run_id,
+                data_docs_dir=settings.data_docs_dir,
+                max_failed_examples=settings.validation.max_failed_examples,
+            )
+            results.append(result)
+            progress(result.summary())
+        as_of = datetime.fromisoformat(info["event_watermark"]) if info["event_watermark"] else datetime.now(timezone.utc)
+        reconciled = _reconcile(settings, frames, as_of, run_id, settings.data_docs_dir, progress)
     raise_for_failures([*results, reconciled])
     info["validated"] = {
         mart: {"staging_version": v, "result": f"{r.summary()}\n{reconciled.summary()}"}

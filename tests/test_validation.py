@@ -14,6 +14,7 @@ from expectations.common import count_rows_meeting
 from jobs.marts.basket_daily import CONTRACT as BASKET_DAILY
 from jobs.marts.contract import MartContract
 from jobs.marts.orders import CONTRACT as ORDERS
+from jobs import data_docs
 from jobs.validation import ValidationFailed, raise_for_failures, validate_mart
 
 
@@ -261,6 +262,23 @@ def test_data_docs_index_lists_every_run_and_each_run_page_its_suites(spark: Spa
     failed = (docs / "runs" / "run-3" / "index.html").read_text(encoding="utf-8")
     assert "28 of 29 expectations met" in failed
     assert "1 of 4 rows unexpected, e.g. &#x27;fax&#x27;" in failed
+
+
+def test_validations_recorded_together_are_rendered_once_at_the_end_even_after_an_error(spark: SparkSession, tmp_path) -> None:
+    docs = tmp_path / "data_docs"
+
+    with pytest.raises(RuntimeError, match="^stopped$"), data_docs.rendered_once(spark, str(docs)):
+        validate_mart(mart_frame(spark, ORDERS, some_orders()), ORDERS, run_id="together", data_docs_dir=str(docs))
+        assert not (docs / "index.html").exists()
+        validate_mart(
+            mart_frame(spark, BASKET_DAILY, [a_basket_day()]), BASKET_DAILY, run_id="together", data_docs_dir=str(docs)
+        )
+        raise RuntimeError("stopped")
+
+    page = (docs / "runs" / "together" / "index.html").read_text(encoding="utf-8")
+    assert "orders_v1, contract 1.0:" in page and "basket_daily_v1, contract 1.0:" in page
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    assert 'href="runs/together/index.html"' in index and "orders_v1, basket_daily_v1" in index
 
 
 def test_data_docs_pages_load_nothing_from_the_network(spark: SparkSession, tmp_path) -> None:
