@@ -523,7 +523,8 @@ def validate(settings: Settings, run_id: str, progress: Progress = log.info) -> 
             )
             results.append(result)
             progress(result.summary())
-        as_of = datetime.fromisoformat(info["event_watermark"]) if info["event_watermark"] else datetime.now(timezone.utc)
+        watermark = info["event_watermark"]
+        as_of = datetime.fromisoformat(watermark) if watermark else datetime.now(timezone.utc)
         reconciled = _reconcile(settings, frames, as_of, run_id, settings.data_docs_dir, progress)
     raise_for_failures([*results, reconciled])
     info["validated"] = {

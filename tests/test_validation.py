@@ -264,7 +264,9 @@ def test_data_docs_index_lists_every_run_and_each_run_page_its_suites(spark: Spa
     assert "1 of 4 rows unexpected, e.g. &#x27;fax&#x27;" in failed
 
 
-def test_validations_recorded_together_are_rendered_once_at_the_end_even_after_an_error(spark: SparkSession, tmp_path) -> None:
+def test_validations_recorded_together_are_rendered_once_at_the_end_even_after_an_error(
+    spark: SparkSession, tmp_path
+) -> None:
     docs = tmp_path / "data_docs"
 
     with pytest.raises(RuntimeError, match="^stopped$"), data_docs.rendered_once(spark, str(docs)):
