@@ -69,7 +69,7 @@ def rendered_once(spark: "SparkSession", site_dir: str) -> Iterator[None]:
     try:
         yield
     finally:
-        _site, latest = _deferred.runs
+        latest = _deferred.runs[1]
         _deferred.runs = None
         if latest:
             _render(spark, site_dir, latest)
