@@ -549,8 +549,9 @@ def _reconcile(settings: Settings, frames: dict[str, DataFrame], as_of: datetime
 
 def publish(settings: Settings, run_id: str, progress: Progress = log.info) -> list[Publication]:
     """Copy each validated staging table into its published table in one commit, log the run's
-    publications in one commit of the log, and clear staging. A mart whose contract has a new major version goes to a new table beside the old one
-    (jobs/publications.py), and the old one gets an end of support date in the log.
+    publications in one commit of the log, and clear staging. A mart whose contract has a new major
+    version goes to a new table beside the old one (jobs/publications.py), and the old one gets an end
+    of support date in the log.
 
     A run built before the data a published table holds is refused (StaleRunRefused, `_stale_builds`):
     a run killed before publication can be retried until a later run publishes, not after, as that

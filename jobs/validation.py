@@ -1,8 +1,7 @@
 """Validate a mart with Great Expectations before it is published, and keep the results as Data Docs.
 
 One ephemeral GX context per process; each mart's suite, validation definition and checkpoint are
-built once. GX is imported on first use: importing it takes seconds, and DAG files import this
-module.
+built once. GX is imported on first use: importing it takes seconds, and DAG files import this module.
 
 Data Docs are written by `jobs.data_docs` from the GX validation results, as self-contained HTML
 (GX 1.24's own site templates load jQuery, Bootstrap and fonts from CDNs, so they are unreadable
