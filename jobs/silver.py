@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from jobs import storage
 from jobs.events.catalog import CATALOG, EVENT_TYPES
@@ -106,25 +107,30 @@ def build_silver(
         if wanted is not None:  # other catalog types are not needed; unknown ones are still counted
             bronze = bronze.filter(F.col("event_type").isin(list(wanted)) | ~F.col("event_type").isin(list(CATALOG)))
         with _split_by_type(spark, warehouse, bronze) as split:
+            counts = split.counts()
+            present = {name for name in counts if name in CATALOG}
             report = _write_silver(
-                spark, warehouse, event_types, split.of_type, lambda path: upto, "overwrite", upto, catalog
+                spark, warehouse, event_types, split.of_type, lambda path: upto, "overwrite", upto, catalog, present
             )
             report.event_watermark = latest_occurred_at(split.rows)
-            report.unknown_event_types = _counts_by_type(split.unknown())
+            report.unknown_event_types = {name: n for name, n in counts.items() if name not in CATALOG}
     else:
         def since(path: str, event_type) -> DataFrame:
             landed = changes.filter(F.col("_commit_version") > states[path].bronze_version).drop("_commit_version")
             return landed.filter(F.col("event_type") == event_type.name)
 
+        counts = _counts_by_type(changes)
+        present = {name for name in counts if name in CATALOG}
         report = _write_silver(
-            spark, warehouse, event_types, since, lambda path: states[path].bronze_version, "append", upto, catalog
+            spark, warehouse, event_types, since, lambda path: states[path].bronze_version, "append", upto, catalog,
+            present,
         )
         if oldest.event_watermark is not None:
             # Bronze only gains rows: its largest occurred_at moves on from the landed events alone.
             report.event_watermark = max(filter(None, (oldest.event_watermark, latest_occurred_at(changes))))
         else:
             report.event_watermark = _watermark_at(spark, warehouse, upto)
-        report.unknown_event_types = _counts_by_type(changes.filter(~F.col("event_type").isin(list(CATALOG))))
+        report.unknown_event_types = {name: n for name, n in counts.items() if name not in CATALOG}
         changes.unpersist()
     record_silver_frontiers(spark, warehouse, names, upto, catalog, report.event_watermark)
     progress(report.summary())
@@ -147,8 +153,9 @@ class _Split:
         """The rows of one event type: only its partition's files are read."""
         return self.rows.filter(F.col(_PART) == event_type.name).select(*self.columns)
 
-    def unknown(self) -> DataFrame:
-        return self.rows.filter(F.col(_PART) == _UNKNOWN).select(*self.columns)
+    def counts(self) -> dict[str, int]:
+        """Rows per event type, those the catalog does not know included (one query)."""
+        return _counts_by_type(self.rows)
 
 
 @contextmanager
@@ -218,7 +225,15 @@ def latest_occurred_at(events: DataFrame) -> str | None:
 
 
 def _write_silver(
-    spark, warehouse, event_types, rows_for, read_from: Callable[[str], int], mode: str, upto: int, catalog: str
+    spark,
+    warehouse,
+    event_types,
+    rows_for,
+    read_from: Callable[[str], int],
+    mode: str,
+    upto: int,
+    catalog: str,
+    present: set[str],
 ) -> SilverReport:
     """Upcast each table's bronze rows of its type (`rows_for(path, event_type)`) and write every table in
     one commit each.
@@ -228,6 +243,11 @@ def _write_silver(
     build), not once per table. Each upcast is a plan of a few dozen expressions per schema version that
     Spark analyses on the driver, one call at a time: 63 of them took 10 s under cProfile in a test run's
     silver (21 types, 4,900 events); upcast once each, silver took 20-23 s where it took 25 s.
+
+    Types without rows to read (not in `present`, the types among the rows being built from) are not
+    upcast: an append leaves their tables as they are (it would commit nothing), an overwrite writes
+    them empty in their typed schema (`_typed_schemas`). An hour brings a few of the 21 types, a test's
+    history a handful.
     """
     upcasts: dict[tuple[int, str], Upcast] = {}
 
@@ -237,8 +257,17 @@ def _write_silver(
             upcasts[key] = upcast(rows_for(path, event_type), event_type)
         return upcasts[key]
 
-    writes = {silver_path(warehouse, t.table_name): upcast_into(silver_path(warehouse, t.table_name), t).events for t in event_types}
+    def empty(schema: StructType) -> DataFrame:
+        return spark.createDataFrame([], schema)
+
     erasures = silver_path(warehouse, CATALOG["CustomerErasureRequested"].table_name)
+    writes = {}
+    for t in event_types:
+        path = silver_path(warehouse, t.table_name)
+        if t.name in present:
+            writes[path] = upcast_into(path, t).events
+        elif mode == "overwrite" or path == erasures:  # erasures requested outside the event log may join
+            writes[path] = empty(_typed_schemas(spark, t, catalog, rows_for(path, t).schema)[0])
     if erasures in writes:
         writes[erasures] = _with_erasures_outside(
             spark, warehouse, writes[erasures], already_in=erasures if mode == "append" else None
@@ -248,8 +277,16 @@ def _write_silver(
     # coalesce: coalesce(1) ran every part's read of bronze in a single task (at 2.5M events, 159 s
     # of one core reading 19 GiB of cached bronze while the other slots idled); after a shuffle the
     # parts read in parallel and only their few rows meet in one partition.
-    writes[invalid] = reduce(DataFrame.unionByName, [upcast_into(invalid, t).invalid for t in event_types]).repartition(1)
-    writes[held_back] = reduce(DataFrame.unionByName, [upcast_into(held_back, t).held_back for t in event_types]).repartition(1)
+    with_rows = [t for t in event_types if t.name in present]
+    if with_rows:
+        parts = [upcast_into(invalid, t).invalid for t in with_rows]
+        writes[invalid] = reduce(DataFrame.unionByName, parts).repartition(1)
+        parts = [upcast_into(held_back, t).held_back for t in with_rows]
+        writes[held_back] = reduce(DataFrame.unionByName, parts).repartition(1)
+    elif mode == "overwrite":
+        first = event_types[0]
+        _events, invalid_rows, held_back_rows = _typed_schemas(spark, first, catalog, rows_for(invalid, first).schema)
+        writes[invalid], writes[held_back] = empty(invalid_rows), empty(held_back_rows)
     metadata = TableState(upto, catalog).to_json()
     # Each table is a small job; on few cores, running them side by side hides Delta's per-commit latency.
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -257,7 +294,23 @@ def _write_silver(
     return SilverReport(
         mode="full" if mode == "overwrite" else "incremental",
         bronze_version=upto,
-        rows_per_table={t.table_name: rows[silver_path(warehouse, t.table_name)] for t in event_types},
-        invalid_payloads=rows[invalid],
-        held_back=rows[held_back],
+        rows_per_table={t.table_name: rows.get(silver_path(warehouse, t.table_name), 0) for t in event_types},
+        invalid_payloads=rows.get(invalid, 0),
+        held_back=rows.get(held_back, 0),
     )
+
+
+# The schemas of a type's silver rows, invalid payloads and held-back events, by type, catalog
+# fingerprint and bronze schema: derived once per process (an upcast plan analysed on no rows) for the
+# tables written empty.
+_TYPED_SCHEMAS: dict[tuple[str, str, str], tuple[StructType, StructType, StructType]] = {}
+
+
+def _typed_schemas(
+    spark: SparkSession, event_type, catalog: str, bronze: StructType
+) -> tuple[StructType, StructType, StructType]:
+    key = (event_type.name, catalog, bronze.json())
+    if key not in _TYPED_SCHEMAS:
+        typed = upcast(spark.createDataFrame([], bronze), event_type)
+        _TYPED_SCHEMAS[key] = (typed.events.schema, typed.invalid.schema, typed.held_back.schema)
+    return _TYPED_SCHEMAS[key]

@@ -238,5 +238,22 @@ def test_a_build_upcasts_each_type_once_for_its_own_table_invalid_payloads_and_h
     incremental = build_silver(spark, warehouse, only=TYPES)
 
     assert (full.mode, incremental.mode) == ("full", "incremental")
-    assert sorted(upcast_types) == sorted(TYPES * 2)  # one plan per type and build, not three
+    # One plan per type and build, not three; none for a type with no new rows (payments, the second time).
+    assert upcast_types[:2] == list(TYPES) and upcast_types[2:] == ["OrderConfirmed"]
     assert incremental.rows_per_table == {"order_confirmed": 2, "payment_captured": 0}
+
+
+def test_a_full_build_writes_a_type_without_rows_empty_in_the_schema_its_rows_get(spark, runs, warehouse, tmp_path):
+    with_payments, _reports = runs
+    _first, confirmations_only, _third = _deliveries()
+    _land(spark, warehouse, tmp_path / "landing", confirmations_only, "confirmations")
+
+    report = build_silver(spark, warehouse, only=TYPES)
+
+    assert report.mode == "full" and report.rows_per_table == {"order_confirmed": 2, "payment_captured": 0}
+    payments = read_silver(spark, warehouse, "PaymentCaptured")
+    assert payments.count() == 0
+    assert payments.schema == read_silver(spark, with_payments, "PaymentCaptured").schema
+    for table in ("invalid_payloads", "held_back"):
+        written = spark.read.format("delta").load(silver_path(warehouse, table))
+        assert written.schema == spark.read.format("delta").load(silver_path(with_payments, table)).schema
