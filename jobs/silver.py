@@ -9,6 +9,7 @@ exists) and `invalid_payloads`.
 
 from __future__ import annotations
 
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -107,13 +108,12 @@ def build_silver(
         if wanted is not None:  # other catalog types are not needed; unknown ones are still counted
             bronze = bronze.filter(F.col("event_type").isin(list(wanted)) | ~F.col("event_type").isin(list(CATALOG)))
         with _split_by_type(spark, warehouse, bronze) as split:
-            counts = split.counts()
-            present = {name for name in counts if name in CATALOG}
             report = _write_silver(
-                spark, warehouse, event_types, split.of_type, lambda path: upto, "overwrite", upto, catalog, present
+                spark, warehouse, event_types, split.of_type, lambda path: upto, "overwrite", upto, catalog,
+                split.types(),
             )
             report.event_watermark = latest_occurred_at(split.rows)
-            report.unknown_event_types = {name: n for name, n in counts.items() if name not in CATALOG}
+            report.unknown_event_types = _counts_by_type(split.unknown())
     else:
         def since(path: str, event_type) -> DataFrame:
             landed = changes.filter(F.col("_commit_version") > states[path].bronze_version).drop("_commit_version")
@@ -153,9 +153,13 @@ class _Split:
         """The rows of one event type: only its partition's files are read."""
         return self.rows.filter(F.col(_PART) == event_type.name).select(*self.columns)
 
-    def counts(self) -> dict[str, int]:
-        """Rows per event type, those the catalog does not know included (one query)."""
-        return _counts_by_type(self.rows)
+    def unknown(self) -> DataFrame:
+        return self.rows.filter(F.col(_PART) == _UNKNOWN).select(*self.columns)
+
+    def types(self) -> set[str]:
+        """The catalog's types with rows: the partitions holding files, from Delta's log (no data read)."""
+        parts = {match.group(1) for file in self.rows.inputFiles() if (match := re.search(f"/{_PART}=([^/]+)/", file))}
+        return parts - {_UNKNOWN}
 
 
 @contextmanager
