@@ -96,6 +96,8 @@ _deferred = threading.local()
 
 
 def _records(spark: "SparkSession", run_dir: str) -> list[dict[str, Any]]:
+    """A run's records in the order its suites were validated (to the millisecond; the suite's name
+    breaks a tie)."""
     records = [
         json.loads(storage.read_text(spark, entry.path))
         for entry in storage.list_dir(spark, run_dir)

@@ -222,7 +222,7 @@ def _docs_record(
         "suite": result.suite_name,
         "label": label,
         "contract_version": contract_version,
-        "validated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "validated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "success": summary.success,
         "evaluated": summary.evaluated,
         "expectations": [
