@@ -64,8 +64,8 @@ def plan(
     start_date: date,
     hourly_runs: int = 1,
 ) -> Plan:
-    """The hourly batch is `hourly_fraction` of the smallest history (`hourly_of="smallest"`: the same
-    batch at every size, so that only the history grows) or of each history (`"each"`). The export's
+    """The hourly batch is `hourly_fraction` of the smallest history (`hourly_of="smallest"`: a batch of
+    the same size at every size, so that only the history grows) or of each history (`"each"`). The export's
     traffic is one such batch (of the smallest history) per hour of the day on average; each history is
     followed by `hourly_runs` such batches."""
     smallest = min(sizes)
