@@ -14,7 +14,10 @@ def known_sessions(session_started: DataFrame) -> DataFrame:
 
     Its date is the UTC date of that event and its visitor that event's anonymous_id; events naming
     a session without one are left out of session-based counts (they find no row here). Derived
-    once per build from the whole SessionStarted table, for every mart that reads it (shared.py).
+    once per build from the whole SessionStarted table, for every mart that reads it (shared.py),
+    with only the columns those marts read: the first mart to need it pays for caching every column
+    kept (at 3M events of history, 560,702 sessions: 4.6 s with these seven, 5.2 s with the event's
+    customer_id, device and occurred_at too, medians of eight alternated runs).
     """
     return once("known_sessions", session_started, _known_sessions)
 
@@ -26,12 +29,9 @@ def _known_sessions(session_started: DataFrame) -> DataFrame:
             "tenant_id",
             "session_id",
             "anonymous_id",
-            "customer_id",
             "source",
             "medium",
             "campaign",
-            "device",
-            F.col("occurred_at").alias("started_at"),
             F.to_date("occurred_at").alias("session_date"),
         )
     )
