@@ -33,7 +33,9 @@ from jobs.incremental import bronze_changes, bronze_version, catalog_fingerprint
 from jobs.landing.files import LandingReport, land_files
 from jobs.marts import MART_NAMES, mart_module
 from jobs.marts.contract import BuildContext
-from jobs.marts.restate import Changes, Restatement, joinable, materialized
+from jobs.marts.restate import (
+    Changes, Restatement, added, below_zero, counted_difference, joinable, kept, materialized,
+)
 from jobs.marts.shared import reused
 from jobs.segments import check_with_spark as check_segments_with_spark
 from jobs.silver import SilverReport, build_silver, read_silver
@@ -315,23 +317,36 @@ def _build_marts(
             with failing_clearly(step, f"mart {mart}", path, lambda: _PUBLISHED_UNTOUCHED):
                 restate = getattr(module, "RESTATE", None)
                 upstream_restated = all(name in changed for name in module.INPUTS if name in MART_NAMES)
-                touched, published, why_full = None, None, None
+                touched, by_difference, published, why_full = None, None, None, None
                 if restating and restate is not None and mart in since and upstream_restated:
                     published = spark.read.format("delta").load(gold_path(settings, mart))
-                    touched = _touched(restate, module.INPUTS, published, sources, changed, restating, mart, as_of)
                     on, unit = list(restate.unit), ", ".join(restate.unit)
-                    if touched is None:
-                        # Known from the new events alone (restate.py): marts that read this one get no
-                        # changes from it, and are built in full too.
-                        why_full = "its new events touch units that need an input whole"
-                    elif touched.whole:
-                        # The build reads that input whole either way (restate.py): build in full, without
-                        # joining the published rows and the rebuilt ones.
-                        why_full = f"its {touched.units.count()} touched ({unit}) need {', '.join(touched.whole)} whole"
-                if touched is not None and not touched.whole:
+                    if _by_difference(restate, module.INPUTS, restating, mart):
+                        news = _changes(module.INPUTS, partial(restating.new_events, mart), changed, sources, as_of)
+                        by_difference = _difference(settings, module, published, news, context)
+                        why_full = by_difference.why_full
+                    else:
+                        touched = _touched(restate, module.INPUTS, published, sources, changed, restating, mart, as_of)
+                        if touched is None:
+                            # Known from the new events alone (restate.py): marts that read this one get no
+                            # changes from it, and are built in full too.
+                            why_full = "its new events touch units that need an input whole"
+                        elif touched.whole:
+                            # The build reads that input whole either way (restate.py): build in full, without
+                            # joining the published rows and the rebuilt ones.
+                            whole = ", ".join(touched.whole)
+                            why_full = f"its {touched.units.count()} touched ({unit}) need {whole} whole"
+                if by_difference is not None and by_difference.rows is not None:
+                    rows = overwrite(spark, by_difference.rows, path)
+                    built[mart] = Built("restated", rows, upto, by_difference.units.count())
+                    progress(
+                        f"built {mart}: {built[mart].restated_units} ({unit}) restated by difference, "
+                        f"{by_difference.entities} ({', '.join(restate.counted.entity)}) touched, {rows} rows"
+                    )
+                elif touched is not None and not touched.whole:
                     rebuilt = module.build(touched.narrow, context).join(touched.keys, on=on, how="left_semi")
-                    kept = published.join(touched.keys, on=on, how="left_anti")
-                    rows = overwrite(spark, kept.unionByName(rebuilt), path)
+                    untouched = published.join(touched.keys, on=on, how="left_anti")
+                    rows = overwrite(spark, untouched.unionByName(rebuilt), path)
                     built[mart] = Built("restated", rows, upto, touched.units.count())
                     progress(f"built {mart}: {built[mart].restated_units} ({unit}) restated, {rows} rows")
                 else:
@@ -339,11 +354,13 @@ def _build_marts(
                     built[mart] = Built("full", rows, upto)
                     how = f": in full ({why_full})," if why_full else " in full:"
                     progress(f"built {mart}{how} {rows} rows")
-                if touched is not None:
+                keys = touched.keys if touched is not None else by_difference and by_difference.keys
+                if keys is not None:
                     staged = spark.read.format("delta").load(path)
-                    changed[mart] = published.join(touched.keys, on=on, how="left_semi").unionByName(
-                        staged.join(touched.keys, on=on, how="left_semi")
+                    changed[mart] = published.join(keys, on=on, how="left_semi").unionByName(
+                        staged.join(keys, on=on, how="left_semi")
                     )
+                if touched is not None:
                     touched.units.unpersist()
             sources[mart] = spark.read.format("delta").load(path)
     return built
@@ -360,6 +377,67 @@ class _Touched:
     whole: list[str]
 
 
+def _by_difference(restate: Restatement, inputs: Sequence[str], restating: Restating, mart: str) -> bool:
+    """Whether `mart` is restated by difference (restate.Counted): it can be, it is not in a backfill's
+    range (restated from all data), and the upstream marts it reads were published from the same bronze
+    version as it (as published, they are what its published build read)."""
+    if restate.counted is None or (restating.window is not None and mart in restating.window.marts):
+        return False
+    return all(restating.since.get(name) == restating.since[mart] for name in inputs if name in MART_NAMES)
+
+
+@dataclass(frozen=True)
+class _Difference:
+    """A restatement by difference: the mart's new rows and its units the difference touched (`keys`:
+    them as a join's right side), and how many entities were touched; or why it is built in full."""
+
+    rows: DataFrame | None
+    units: DataFrame | None
+    keys: DataFrame | None
+    entities: int
+    why_full: str | None = None
+
+
+def _difference(settings: Settings, module, published: DataFrame, news: Changes, context: BuildContext) -> _Difference:
+    """The mart (`module`) restated by difference from the run's changes (`news`), or why it cannot be:
+    more entities touched than a restatement reads by key, or published rows the events before the
+    run do not explain (a count would fall below 0)."""
+    spark = get_spark(settings)
+    restate: Restatement = module.RESTATE
+    counted, key = restate.counted, list(module.CONTRACT.key)
+    upstream = {
+        name: spark.read.format("delta").load(gold_path(settings, name)) for name in module.INPUTS if name in MART_NAMES
+    }
+    build = partial(module.build, context=context)
+    difference = counted_difference(counted, build, module.INPUTS, news, upstream, key)
+    entity = ", ".join(counted.entity)
+    if difference is None:
+        return _Difference(None, None, None, 0, f"its new events touch more ({entity}) than a restatement reads by key")
+    rows, entities = difference
+    total = added(published, rows, key)
+    negative = below_zero(total, key)
+    if negative:
+        why = f"{negative} of its published rows count less than the events before this run: not built from them"
+        return _Difference(None, None, None, entities, why)
+    units = materialized(rows.select(*restate.unit))
+    return _Difference(kept(total, counted), units, joinable(units), entities)
+
+
+def _changes(
+    inputs: Sequence[str],
+    events_of: Callable[[str], DataFrame],
+    marts: dict[str, DataFrame],
+    sources: dict[str, DataFrame],
+    as_of: datetime,
+) -> Changes:
+    """A mart's `Changes`: its event inputs' rows from `events_of` (up to `as_of`), the upstream marts'
+    changed rows, and every input in full."""
+    events = {
+        name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of)) for name in inputs if name not in MART_NAMES
+    }
+    return Changes(events=events, marts=marts, sources=sources)
+
+
 def _touched(
     restate: Restatement,
     inputs: Sequence[str],
@@ -374,12 +452,7 @@ def _touched(
     its inputs narrowed to them; None when its new events already tell that they need an input whole."""
 
     def changes(events_of: Callable[[str], DataFrame], marts: dict[str, DataFrame]) -> Changes:
-        events = {
-            name: events_of(name).filter(F.col("occurred_at") <= F.lit(as_of))
-            for name in inputs
-            if name not in MART_NAMES
-        }
-        return Changes(events=events, marts=marts, sources=sources)
+        return _changes(inputs, events_of, marts, sources, as_of)
 
     news = changes(lambda name: restating.new_events(mart, name), changed)
     if restate.needs_whole is not None and restate.needs_whole(news, published):

@@ -115,10 +115,14 @@ def test_a_restatement_that_needs_an_input_whole_is_a_build_in_full(spark, incre
     assert modes == dict.fromkeys(RESTATED, "full")
     assert builds["batch-2", "funnel_daily"]["restated_units"] is None
     reported = {message.split(":")[0].removeprefix("built "): message for message in said["batch-2"] if message.startswith("built ")}
-    # The session-based marts know it from their new events alone (the sessions they published on
-    # their days, or the sessions of their campaigns); the others from the inputs their narrow keeps
-    # whole once their touched units are known.
-    for mart in ("funnel_daily", "marketing_kpis_daily", "campaign_performance"):
+    # funnel_daily, restated by difference, from the sessions its new events touch; the other
+    # session-based marts from their new events alone (the sessions they published on their days, or
+    # the sessions of their campaigns); the others from the inputs their narrow keeps whole once their
+    # touched units are known.
+    assert "in full (its new events touch more (tenant_id, session_id) than a restatement reads by key)" in reported[
+        "funnel_daily"
+    ]
+    for mart in ("marketing_kpis_daily", "campaign_performance"):
         assert "in full (its new events touch units that need an input whole)" in reported[mart]
     assert "touched (tenant_id, order_id) need " in reported["orders"]
     assert "need orders whole" in reported["basket_daily"]

@@ -12,6 +12,7 @@ from jobs.marts.contract import BuildContext, MartContract
 from jobs.marts.orders import changed_orders
 from jobs.marts.restate import (
     Changes,
+    Counted,
     Restatement,
     Sources,
     counts_too_many_sessions,
@@ -95,13 +96,19 @@ def _session_steps(sources: Mapping[str, DataFrame]) -> DataFrame:
     return union.groupBy(*_SESSION).agg(*(F.max(flag).alias(flag) for flag in flags))
 
 
-def _touched(changes: Changes, published: DataFrame) -> DataFrame:
-    """The dates of every session with a new event or a restated order whose session or validity
-    changed (all its SessionStarted events' dates: a late one may become its first)."""
+def _touched_sessions(changes: Changes) -> DataFrame:
+    """Every session with a new event or a restated order whose session or validity changed (the
+    order's session before and after)."""
     named = [
         changes.events[name].select(*_SESSION) for name in ("SessionStarted", "ProductViewed", "CartItemAdded", "OrderCreated")
     ]
-    sessions = keyed_union([*named, changed_orders(changes, ORDER_COLUMNS).select(*_SESSION)])
+    return keyed_union([*named, changed_orders(changes, ORDER_COLUMNS).select(*_SESSION)])
+
+
+def _touched(changes: Changes, published: DataFrame) -> DataFrame:
+    """The dates of every touched session (all its SessionStarted events' dates: a late one may become
+    its first)."""
+    sessions = _touched_sessions(changes)
     return event_dates(semi(changes.sources["SessionStarted"], sessions), "session_date").distinct()
 
 
@@ -111,9 +118,13 @@ def _narrow(sources: Sources, days: DataFrame) -> Sources:
     return {name: narrowed(sources[name], sessions) for name in INPUTS}
 
 
+# An hourly run restates by difference (restate.Counted): each touched session counted before and
+# after its new events and its orders' changes, the difference added to its days. `touched` and
+# `narrow` restate a backfill's range from all of its days' sessions.
 RESTATE = Restatement(
     unit=("tenant_id", "session_date"),
     touched=_touched,
     narrow=_narrow,
     needs_whole=counts_too_many_sessions("session_date"),
+    counted=Counted(entity=tuple(_SESSION), entities=_touched_sessions, present="sessions"),
 )

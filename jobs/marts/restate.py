@@ -9,6 +9,10 @@ A mart that can be restated declares a `RESTATE = Restatement(...)`:
 - `narrow(sources, units)`: inputs limited to what rebuilding those units needs (every event of
   every stream that feeds them). The rebuilt rows are kept only for the touched units, so narrowing
   may keep too much, never too little.
+- `counted` (optional, `Counted`): the mart's rows are counts summed over entities (sessions), and a
+  run restates it by difference: the touched entities counted before and after the run's changes,
+  the difference added to the published rows (funnel_daily; `touched` and `narrow` then serve a
+  backfill's range only).
 A mart without `RESTATE` (customer_360: its windows and scores move with the as-of time) is rebuilt
 whole from its inputs at every run. tests/test_incremental.py (one cut, in `make test`) and
 tests/test_batch_splits.py (cuts chosen by Hypothesis, `make test-slow`) check that incremental runs
@@ -28,7 +32,7 @@ events of history), campaign_performance and marketing_kpis_daily restated with 
 took 7.5-12.6 s where their builds in full took 2.2-4.0 s, and grew more with history than those builds.
 
 A mart may also tell that from its new events alone, before its touched units are computed
-(`needs_whole`): funnel_daily and marketing_kpis_daily narrow by the sessions with a SessionStarted on a
+(`needs_whole`): marketing_kpis_daily (and funnel_daily in a backfill's range) narrow by the sessions with a SessionStarted on a
 touched day, and the sessions they published for the days of the new SessionStarted events (touched
 days, at least) may already count more than `SMALL_KEYS` (`counts_too_many_sessions`). Finding the
 touched days and collecting that key set scans the whole SessionStarted table twice: at 10M events,
@@ -83,6 +87,100 @@ class Restatement:
     # Whether the changes are known, before their units are computed, to need an input whole (their
     # `narrow` would keep it so): the mart is then built in full. None: not known until `narrow`.
     needs_whole: Callable[[Changes, DataFrame], bool] | None = None
+    # A mart of counts may instead be restated by difference (`Counted`, below): then `touched` and
+    # `narrow` serve only a backfill's range, which is restated from all data as it must be.
+    counted: "Counted | None" = None
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A mart whose rows are counts per unit, summed over entities (e.g. sessions) of what each one's
+    own rows contribute, restated by difference: each touched entity's rows are counted as they were
+    before the run's changes and as they are after, and the difference per unit is added to the
+    published rows.
+
+    `entities(changes)`: the touched entities' keys (`entity` columns, which every input carries: a
+    row of an input belongs to the entity they name), as `keyed_union` gives them. An entity is touched
+    when a new event names it or an upstream mart's changed rows (before or after) do.
+    `present`: the count column a row exists by: a unit whose count falls to 0 loses its row, as a
+    build in full would not produce it.
+
+    Why: a restatement by unit rebuilds each touched day from all the sessions started on it, and an
+    hourly batch touches nearly every day of the history (late lifecycle events), with more sessions
+    than `SMALL_KEYS`: funnel_daily was then built in full from all of history every hour (28 s at 10M
+    events). The entities an hour touches are a few thousand, whatever the history: their rows are read
+    through a broadcast semi join (a scan of each input, no sort), counted twice and subtracted.
+    """
+
+    entity: tuple[str, ...]
+    entities: Callable[[Changes], DataFrame]
+    present: str
+
+
+def counted_difference(
+    counted: Counted,
+    build: Callable[[Sources], DataFrame],
+    inputs: Sequence[str],
+    changes: Changes,
+    published_marts: Sources,
+    key: Sequence[str],
+) -> tuple[DataFrame, int] | None:
+    """The difference a run's changes make to a `Counted` mart per unit (`key`): the rows `build`
+    counts from the touched entities' rows of `inputs` after the changes, less those it counts from
+    their rows before (every column but the key), one row per unit of a touched entity, before or
+    after; with the number of touched entities. None when those are more than `SMALL_KEYS` (the mart
+    is then built in full).
+
+    After: the inputs as the run reads them (`changes.sources`). Before: the same less the new events
+    (bronze keeps one row per event id, so an event is new or old, never both), and each upstream
+    mart as published (`published_marts`), which is what this mart's published build read."""
+    entities = counted.entities(changes)
+    if entities not in _SMALL:
+        return None
+    after = {name: semi(changes.sources[name], entities, counted.entity).cache() for name in inputs}
+    try:
+        before = {
+            name: (
+                frame.join(changes.events[name].select("event_id"), on="event_id", how="left_anti")
+                if name in changes.events
+                else semi(published_marts[name], entities, counted.entity)
+            )
+            for name, frame in after.items()
+        }
+        counted_after, counted_before = build(after), build(before)
+        counts = [name for name in counted_after.columns if name not in key]
+        signed = [
+            rows.select(*key, *((F.col(name) * sign).cast("bigint").alias(name) for name in counts))
+            for rows, sign in ((counted_after, 1), (counted_before, -1))
+        ]
+        summed = reduce(DataFrame.unionByName, signed).groupBy(*key).agg(*(F.sum(name).alias(name) for name in counts))
+        rows = summed.collect()  # one row per unit of a touched entity: few
+        return summed.sparkSession.createDataFrame(rows, summed.schema), entities.count()
+    finally:
+        for frame in after.values():
+            frame.unpersist()
+
+
+def added(published: DataFrame, difference: DataFrame, key: Sequence[str]) -> DataFrame:
+    """`published` with `difference` added per unit (`key`; a unit on one side only counts from 0).
+    Rows whose `Counted.present` count is 0 are still there (see `kept`), and so are negative counts."""
+    counts = [name for name in published.columns if name not in key]
+    old, new = published.alias("old"), difference.alias("new")
+    summed = [(F.coalesce(F.col(f"old.{n}"), F.lit(0)) + F.coalesce(F.col(f"new.{n}"), F.lit(0))).alias(n)
+              for n in counts]
+    return old.join(new, on=list(key), how="full_outer").select(*key, *summed)
+
+
+def below_zero(total: DataFrame, key: Sequence[str]) -> int:
+    """How many units of an `added` total count below 0 somewhere: published rows that the events
+    before the run do not explain (the mart is then built in full instead)."""
+    counts = [F.col(name) < 0 for name in total.columns if name not in key]
+    return total.filter(reduce(lambda a, b: a | b, counts)).count()
+
+
+def kept(total: DataFrame, counted: Counted) -> DataFrame:
+    """The rows of an `added` total that exist: those whose `present` count is not 0."""
+    return total.filter(F.col(counted.present) != 0)
 
 
 def union_all(frames: Sequence[DataFrame]) -> DataFrame:
