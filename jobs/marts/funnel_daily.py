@@ -23,7 +23,7 @@ from jobs.marts.restate import (
     on_dates,
     semi,
 )
-from jobs.marts.sessions import known_sessions
+from jobs.marts.sessions import SESSION_STARTED_COLUMNS, known_sessions
 
 CONTRACT = MartContract(
     name="funnel_daily",
@@ -126,5 +126,14 @@ RESTATE = Restatement(
     touched=_touched,
     narrow=_narrow,
     needs_whole=counts_too_many_sessions("session_date"),
-    counted=Counted(entity=tuple(_SESSION), entities=_touched_sessions, present="sessions"),
+    counted=Counted(
+        entity=tuple(_SESSION),
+        entities=_touched_sessions,
+        present="sessions",
+        reads={
+            "SessionStarted": SESSION_STARTED_COLUMNS,
+            **{name: tuple(_SESSION) for name in ("ProductViewed", "CartItemAdded", "OrderCreated")},
+            "orders": ("tenant_id", *ORDER_COLUMNS),
+        },
+    ),
 )

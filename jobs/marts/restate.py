@@ -115,6 +115,11 @@ class Counted:
     entity: tuple[str, ...]
     entities: Callable[[Changes], DataFrame]
     present: str
+    # Per input, the columns the mart's build reads: the touched entities' rows are kept in memory
+    # with only these (and an event's id), read once for both counts. At 10M events, keeping every
+    # column of ProductViewed's rows read all of them from the whole table (the semi join comes after
+    # the scan): the restatement took 10 s.
+    reads: Mapping[str, tuple[str, ...]]
 
 
 def counted_difference(
@@ -137,13 +142,17 @@ def counted_difference(
     entities = counted.entities(changes)
     if entities not in _SMALL:
         return None
-    after = {name: semi(changes.sources[name], entities, counted.entity).cache() for name in inputs}
+    def read(name: str, frame: DataFrame) -> DataFrame:
+        ids = ("event_id",) if name in changes.events else ()
+        return semi(frame.select(*counted.reads[name], *ids), entities, counted.entity)
+
+    after = {name: read(name, changes.sources[name]).cache() for name in inputs}
     try:
         before = {
             name: (
                 frame.join(changes.events[name].select("event_id"), on="event_id", how="left_anti")
                 if name in changes.events
-                else semi(published_marts[name], entities, counted.entity)
+                else read(name, published_marts[name])
             )
             for name, frame in after.items()
         }
