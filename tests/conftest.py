@@ -31,6 +31,7 @@ LONGEST_FIRST = (
     "tests/cluster/test_pipeline_on_cluster.py",
     "tests/bi/test_server.py",  # builds the marts every tests/bi module reads (tests/bi/conftest.py)
     "tests/test_restate_changed_orders.py",
+    "tests/test_restate_by_difference.py",
     "tests/test_write_audit_publish.py",
     "tests/scenarios/test_run_and_backfill_at_once.py",
     "tests/scenarios/test_killed_before_publication.py",
