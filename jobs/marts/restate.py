@@ -33,8 +33,9 @@ took 7.5-12.6 s where their builds in full took 2.2-4.0 s, and grew more with hi
 
 A mart may also tell that from its new events alone, before its touched units are computed
 (`needs_whole`): marketing_kpis_daily (and funnel_daily in a backfill's range) narrow by the sessions
-with a SessionStarted on a touched day, and the sessions they published for the days of the new SessionStarted events (touched
-days, at least) may already count more than `SMALL_KEYS` (`counts_too_many_sessions`). Finding the
+with a SessionStarted on a touched day, and the sessions they published for the days of the new
+SessionStarted events (touched days, at least) may already count more than `SMALL_KEYS`
+(`counts_too_many_sessions`). Finding the
 touched days and collecting that key set scans the whole SessionStarted table twice: at 10M events,
 funnel_daily took 26.7 s that way, where its build in full took 9.6 s. campaign_performance narrows by
 the sessions of its touched campaigns, among them the campaigns of the new SessionStarted events
