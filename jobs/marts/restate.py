@@ -143,6 +143,7 @@ def counted_difference(
     entities = counted.entities(changes)
     if entities not in _SMALL:
         return None
+
     def read(name: str, frame: DataFrame) -> DataFrame:
         ids = ("event_id",) if name in changes.events else ()
         return semi(frame.select(*counted.reads[name], *ids), entities, counted.entity)
