@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from jobs import pipeline
 from jobs.tables import BUILDS
 from tests.histories import History
+from tests.marts.histories_behaviour import add_to_cart, view
 from tests.marts.histories_marketing import place_order, start_session
 
 MARTS = ("orders", "funnel_daily")
@@ -39,28 +40,29 @@ def _deliveries() -> list[History]:
     """Three deliveries, the events of each stream numbered in stream order whatever their delivery."""
     h, when = History(), {}
 
-    def at(delivery: int, event: dict) -> None:
-        when[id(event)] = delivery
+    def at(delivery: int, first: int) -> None:
+        """Every event added since the history had `first` events goes in `delivery`."""
+        for event in h.events[first:]:
+            when[id(event)] = delivery
 
-    at(1, start_session(h, "s1", "a1", "2026-03-01T10:00:00Z", CHANNEL))  # first in its stream, delivered late
-    at(0, start_session(h, "s1", "a1", "2026-03-02T10:00:00Z", CHANNEL))
-    at(0, start_session(h, "s2", "a2", "2026-03-01T09:00:00Z", CHANNEL))
-    at(0, h.add("ProductViewed", "session-s2", _view("s2"), "2026-03-01T09:01:00Z"))
-    first = len(h.events)
-    place_order(h, "o2", None, "s2", 1000, "2026-03-01T09:05:00Z")
-    for event in h.events[first:]:
-        at(0, event)
-    at(1, h.add("OrderCancelled", "order-o2", {"order_id": "o2", "reason": "customer_request"}, "2026-03-04T08:00:00Z"))
-    first = len(h.events)
-    start_session(h, "s4", "a4", "2026-03-01T11:00:00Z", CHANNEL)
-    place_order(h, "o4", None, "s4", 2000, "2026-03-01T11:05:00Z")
-    for event in h.events[first:]:
-        at(0, event)
-    at(2, h.add("OrderCancelled", "order-o4", {"order_id": "o4", "reason": "customer_request"}, "2026-03-04T09:00:00Z"))
-    at(0, start_session(h, "s3", "a3", "2026-03-03T08:00:00Z", CHANNEL))
-    at(1, h.add("CartItemAdded", "cart-k3", _cart_add("k3", "s3"), "2026-03-03T08:05:00Z", schema_version=2))
-    at(1, h.add("ProductViewed", "session-s9", _view("s9"), "2026-03-03T07:00:00Z"))
-    at(2, start_session(h, "s9", "a9", "2026-03-03T06:59:00Z", CHANNEL))
+    def added(delivery: int, add, *args, **kwargs) -> None:
+        first = len(h.events)
+        add(h, *args, **kwargs)
+        at(delivery, first)
+
+    added(1, start_session, "s1", "a1", "2026-03-01T10:00:00Z", CHANNEL)  # first in its stream, delivered late
+    added(0, start_session, "s1", "a1", "2026-03-02T10:00:00Z", CHANNEL)
+    added(0, start_session, "s2", "a2", "2026-03-01T09:00:00Z", CHANNEL)
+    added(0, view, "s2", "p1", "2026-03-01T09:01:00Z")
+    added(0, place_order, "o2", None, "s2", 1000, "2026-03-01T09:05:00Z")
+    added(1, _cancel, "o2", "2026-03-04T08:00:00Z")
+    added(0, start_session, "s4", "a4", "2026-03-01T11:00:00Z", CHANNEL)
+    added(0, place_order, "o4", None, "s4", 2000, "2026-03-01T11:05:00Z")
+    added(2, _cancel, "o4", "2026-03-04T09:00:00Z")
+    added(0, start_session, "s3", "a3", "2026-03-03T08:00:00Z", CHANNEL)
+    added(1, add_to_cart, "k3", "p1", 1, "2026-03-03T08:05:00Z", unit_price_cents=1000, session_id="s3")
+    added(1, view, "s9", "p1", "2026-03-03T07:00:00Z")
+    added(2, start_session, "s9", "a9", "2026-03-03T06:59:00Z", CHANNEL)
     assert len(when) == len(h.events)
     deliveries = [History() for _ in range(3)]
     for event in h.events:
@@ -68,14 +70,8 @@ def _deliveries() -> list[History]:
     return deliveries
 
 
-def _view(session_id: str) -> dict:
-    return {"session_id": session_id, "anonymous_id": f"a-{session_id}", "customer_id": None, "product_id": "p1",
-            "category": "misc"}
-
-
-def _cart_add(cart_id: str, session_id: str) -> dict:
-    return {"cart_id": cart_id, "session_id": session_id, "customer_id": None, "product_id": "p1", "category": "misc",
-            "quantity": 1, "unit_price_cents": 1000, "currency": "EUR"}
+def _cancel(h: History, order_id: str, at: str) -> None:
+    h.add("OrderCancelled", f"order-{order_id}", {"order_id": order_id, "reason": "customer_request"}, at)
 
 
 @pytest.fixture(scope="module")

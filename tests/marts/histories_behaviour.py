@@ -56,36 +56,36 @@ def cart_history() -> History:
     - k7, Jan 8: p1 x1 in v1 at 8.5 (850 EUR), converted by o7.
     """
     h = History()
-    _add(h, "k1", "p1", 2, "2026-01-08T10:00:00Z", unit_price=12.5, duplicate=True)
-    _add(h, "k1", "p2", 1, "2026-01-08T10:02:00Z", unit_price=9.99)
-    _add(h, "k1", "p1", 1, "2026-01-08T10:05:00Z", unit_price_cents=1300)
+    add_to_cart(h, "k1", "p1", 2, "2026-01-08T10:00:00Z", unit_price=12.5, duplicate=True)
+    add_to_cart(h, "k1", "p2", 1, "2026-01-08T10:02:00Z", unit_price=9.99)
+    add_to_cart(h, "k1", "p1", 1, "2026-01-08T10:05:00Z", unit_price_cents=1300)
     _remove(h, "k1", "p1", 1, "2026-01-08T10:10:00Z")
 
-    _add(h, "k2", "p3", 1, "2026-01-08T11:00:00Z", unit_price_cents=500)
+    add_to_cart(h, "k2", "p3", 1, "2026-01-08T11:00:00Z", unit_price_cents=500)
     _remove(h, "k2", "p3", 2, "2026-01-08T11:05:00Z")
     _remove(h, "k2", "p5", 1, "2026-01-08T11:06:00Z")
-    _add(h, "k2", "p4", 1, "2026-01-08T11:10:00Z", unit_price_cents=700)
+    add_to_cart(h, "k2", "p4", 1, "2026-01-08T11:10:00Z", unit_price_cents=700)
 
-    _add(h, "k8", "p2", 1, "2026-01-08T15:00:00Z", unit_price_cents=1000)
+    add_to_cart(h, "k8", "p2", 1, "2026-01-08T15:00:00Z", unit_price_cents=1000)
     _order(h, "o8", "k8", "2026-01-08T15:30:00Z", confirmed=True)
 
-    _add(h, "k3", "p1", 1, "2026-01-07T09:00:00Z", unit_price_cents=1300)
+    add_to_cart(h, "k3", "p1", 1, "2026-01-07T09:00:00Z", unit_price_cents=1300)
     _order(h, "o3", "k3", "2026-01-09T10:00:00Z", confirmed=False)
 
-    _add(h, "k4", "p1", 1, "2026-01-09T12:00:00Z", unit_price_cents=1300)
+    add_to_cart(h, "k4", "p1", 1, "2026-01-09T12:00:00Z", unit_price_cents=1300)
 
-    _add(h, "k5", "p6", 1, "2026-01-06T10:00:00Z", unit_price_cents=400)
-    _add(h, "k5", "p6", 1, "2026-01-09T13:00:00Z", unit_price_cents=450)
-    _add(h, "k5", "p6", 1, "2026-01-05T23:00:00Z", unit_price_cents=420)
+    add_to_cart(h, "k5", "p6", 1, "2026-01-06T10:00:00Z", unit_price_cents=400)
+    add_to_cart(h, "k5", "p6", 1, "2026-01-09T13:00:00Z", unit_price_cents=450)
+    add_to_cart(h, "k5", "p6", 1, "2026-01-05T23:00:00Z", unit_price_cents=420)
 
     _remove(h, "k9", "p1", 1, "2026-01-08T12:00:00Z")
 
-    _add(h, "k1", "p1", 2, "2026-01-08T10:00:00Z", unit_price_cents=900, currency="GBP", tenant_id="t2")
-    _add(h, "k7", "p1", 1, "2026-01-08T09:00:00Z", unit_price=8.5, tenant_id="t2")
+    add_to_cart(h, "k1", "p1", 2, "2026-01-08T10:00:00Z", unit_price_cents=900, currency="GBP", tenant_id="t2")
+    add_to_cart(h, "k7", "p1", 1, "2026-01-08T09:00:00Z", unit_price=8.5, tenant_id="t2")
     _order(h, "o7", "k7", "2026-01-08T09:30:00Z", confirmed=True, tenant_id="t2", currency="GBP")
     _order(h, "o9", "k2", "2026-01-08T12:00:00Z", confirmed=True, tenant_id="t2", currency="GBP")
 
-    _add(h, "k6", "p1", 1, "2026-01-10T11:00:00Z", unit_price_cents=1300)
+    add_to_cart(h, "k6", "p1", 1, "2026-01-10T11:00:00Z", unit_price_cents=1300)
     return h
 
 
@@ -106,18 +106,18 @@ def product_history() -> History:
     v1, 5.00) and in GBP (o9, 999): the tenant switched currency that day.
     """
     h = History()
-    _view(h, "s1", "p1", "2026-01-05T09:00:00Z")
-    _view(h, "s1", "p1", "2026-01-05T09:05:00Z", duplicate=True)
-    _view(h, "s1", "p2", "2026-01-05T09:10:00Z")
-    _view(h, "s2", "p1", "2026-01-06T00:30:00+02:00")
-    _view(h, "s2", "p1", "2026-01-06T10:00:00Z")
+    view(h, "s1", "p1", "2026-01-05T09:00:00Z")
+    view(h, "s1", "p1", "2026-01-05T09:05:00Z", duplicate=True)
+    view(h, "s1", "p2", "2026-01-05T09:10:00Z")
+    view(h, "s2", "p1", "2026-01-06T00:30:00+02:00")
+    view(h, "s2", "p1", "2026-01-06T10:00:00Z")
 
-    _add(h, "k1", "p1", 1, "2026-01-05T09:20:00Z", unit_price=12.5)
-    _add(h, "k1", "p1", 1, "2026-01-05T09:25:00Z", unit_price_cents=1250)
-    _add(h, "k1", "p1", 1, "2026-01-05T09:30:00Z", unit_price_cents=1250)
-    _add(h, "k1", "p3", 1, "2026-01-05T09:40:00Z", unit_price_cents=300)
+    add_to_cart(h, "k1", "p1", 1, "2026-01-05T09:20:00Z", unit_price=12.5)
+    add_to_cart(h, "k1", "p1", 1, "2026-01-05T09:25:00Z", unit_price_cents=1250)
+    add_to_cart(h, "k1", "p1", 1, "2026-01-05T09:30:00Z", unit_price_cents=1250)
+    add_to_cart(h, "k1", "p3", 1, "2026-01-05T09:40:00Z", unit_price_cents=300)
     _remove(h, "k1", "p1", 1, "2026-01-05T09:45:00Z")
-    _add(h, "k2", "p1", 1, "2026-01-05T11:00:00Z", unit_price_cents=1250)
+    add_to_cart(h, "k2", "p1", 1, "2026-01-05T11:00:00Z", unit_price_cents=1250)
     _remove(h, "k2", "p2", 1, "2026-01-06T08:00:00Z")
 
     h.add(
@@ -149,7 +149,7 @@ def product_history() -> History:
     h.add("OrderConfirmed", "order-o5", {"order_id": "o5"}, "2026-01-06T12:01:00Z")
     h.add("OrderRefunded", "order-o5", {"order_id": "o5", "amount_cents": 500}, "2026-01-06T18:00:00Z")
 
-    _view(h, "s9", "p1", "2026-01-05T10:00:00Z", tenant_id="t2")
+    view(h, "s9", "p1", "2026-01-05T10:00:00Z", tenant_id="t2")
     _order(h, "o7", "k7", "2026-01-05T10:30:00Z", confirmed=True, items=[("p1", 1, 999)], tenant_id="t2",
            currency="GBP")
     h.add(
@@ -163,7 +163,7 @@ def product_history() -> History:
     _order(h, "o9", "k9", "2026-01-06T09:00:00Z", confirmed=True, items=[("p1", 1, 999)], tenant_id="t2",
            currency="GBP")
 
-    _view(h, "s1", "p2", "2026-01-05T20:00:00Z")
+    view(h, "s1", "p2", "2026-01-05T20:00:00Z")
     return h
 
 
@@ -185,27 +185,27 @@ def funnel_history() -> History:
     _session(h, "s3", "2026-01-06T08:00:00Z", duplicate=True)
     _session(h, "s4", "2026-01-06T00:30:00+02:00")
 
-    _view(h, "s1", "p1", "2026-01-05T09:01:00Z")
-    _view(h, "s1", "p2", "2026-01-05T09:02:00Z")
-    _add(h, "k1", "p1", 1, "2026-01-05T09:03:00Z", unit_price_cents=1000, session_id="s1")
+    view(h, "s1", "p1", "2026-01-05T09:01:00Z")
+    view(h, "s1", "p2", "2026-01-05T09:02:00Z")
+    add_to_cart(h, "k1", "p1", 1, "2026-01-05T09:03:00Z", unit_price_cents=1000, session_id="s1")
     _order(h, "o1", "k1", "2026-01-05T09:10:00Z", confirmed=True, session_id="s1")
 
-    _view(h, "s2", "p1", "2026-01-06T09:00:00Z")
+    view(h, "s2", "p1", "2026-01-06T09:00:00Z")
     _order(h, "o2", "k2", "2026-01-05T10:10:00Z", confirmed=True, session_id="s2")
     h.add("OrderCancelled", "order-o2", {"order_id": "o2", "reason": "customer_request"}, "2026-01-05T11:00:00Z")
 
-    _add(h, "k3", "p1", 1, "2026-01-06T08:05:00Z", unit_price_cents=1000, session_id="s3")
+    add_to_cart(h, "k3", "p1", 1, "2026-01-06T08:05:00Z", unit_price_cents=1000, session_id="s3")
     _order(h, "o3", "k3", "2026-01-06T08:10:00Z", confirmed=True, session_id="s3")
 
-    _view(h, "s-unknown", "p1", "2026-01-05T12:00:00Z")
-    _add(h, "k4", "p1", 1, "2026-01-05T12:01:00Z", unit_price_cents=1000, session_id="s-unknown")
+    view(h, "s-unknown", "p1", "2026-01-05T12:00:00Z")
+    add_to_cart(h, "k4", "p1", 1, "2026-01-05T12:01:00Z", unit_price_cents=1000, session_id="s-unknown")
     _order(h, "o4", "k4", "2026-01-05T12:02:00Z", confirmed=True, session_id="s-unknown")
 
-    _add(h, "k5", "p1", 1, "2026-01-05T13:00:00Z", unit_price_cents=1000, session_id=None)
+    add_to_cart(h, "k5", "p1", 1, "2026-01-05T13:00:00Z", unit_price_cents=1000, session_id=None)
     _order(h, "o5", "k5", "2026-01-05T13:01:00Z", confirmed=True, session_id=None)
 
     _session(h, "s1", "2026-01-05T12:00:00Z", tenant_id="t2")
-    _view(h, "s1", "p1", "2026-01-05T12:05:00Z", tenant_id="t2")
+    view(h, "s1", "p1", "2026-01-05T12:05:00Z", tenant_id="t2")
     _order(h, "o7", "k7", "2026-01-05T12:10:00Z", confirmed=True, session_id="s2", tenant_id="t2", currency="GBP")
     return h
 
@@ -221,8 +221,8 @@ def _session(h: History, session_id: str, occurred_at: str, *, tenant_id: str = 
         h.redeliver(event)
 
 
-def _view(h: History, session_id: str, product_id: str, occurred_at: str, *, tenant_id: str = "t1",
-          duplicate: bool = False) -> None:
+def view(h: History, session_id: str, product_id: str, occurred_at: str, *, tenant_id: str = "t1",
+         duplicate: bool = False) -> None:
     event = h.add(
         "ProductViewed", f"session-{session_id}",
         {"session_id": session_id, "anonymous_id": f"a-{session_id}", "customer_id": None,
@@ -233,9 +233,9 @@ def _view(h: History, session_id: str, product_id: str, occurred_at: str, *, ten
         h.redeliver(event)
 
 
-def _add(h: History, cart_id: str, product_id: str, quantity: int, occurred_at: str, *,
-         unit_price: float | None = None, unit_price_cents: int | None = None, currency: str = "EUR",
-         session_id: str | None = None, tenant_id: str = "t1", duplicate: bool = False) -> None:
+def add_to_cart(h: History, cart_id: str, product_id: str, quantity: int, occurred_at: str, *,
+                unit_price: float | None = None, unit_price_cents: int | None = None, currency: str = "EUR",
+                session_id: str | None = None, tenant_id: str = "t1", duplicate: bool = False) -> None:
     """A CartItemAdded: v1 (decimal `unit_price`, EUR) when unit_price is given, else v2."""
     data: dict[str, Any] = {"cart_id": cart_id, "session_id": session_id, "customer_id": None,
                             "product_id": product_id, "category": "misc", "quantity": quantity}
