@@ -338,7 +338,7 @@ def _build_marts(
                             why_full = f"its {touched.units.count()} touched ({unit}) need {whole} whole"
                 if by_difference is not None and by_difference.rows is not None:
                     rows = overwrite(spark, by_difference.rows, path)
-                    built[mart] = Built("restated", rows, upto, by_difference.units.count())
+                    built[mart] = Built("restated", rows, upto, by_difference.units)
                     progress(
                         f"built {mart}: {built[mart].restated_units} ({unit}) restated by difference, "
                         f"{by_difference.entities} ({', '.join(restate.counted.entity)}) touched, {rows} rows"
@@ -388,11 +388,11 @@ def _by_difference(restate: Restatement, inputs: Sequence[str], restating: Resta
 
 @dataclass(frozen=True)
 class _Difference:
-    """A restatement by difference: the mart's new rows and its units the difference touched (`keys`:
-    them as a join's right side), and how many entities were touched; or why it is built in full."""
+    """A restatement by difference: the mart's new rows, how many units the difference touched and them
+    as a join's right side (`keys`), and how many entities were touched; or why it is built in full."""
 
     rows: DataFrame | None
-    units: DataFrame | None
+    units: int
     keys: DataFrame | None
     entities: int
     why_full: str | None = None
@@ -412,15 +412,15 @@ def _difference(settings: Settings, module, published: DataFrame, news: Changes,
     difference = counted_difference(counted, build, module.INPUTS, news, upstream, key)
     entity = ", ".join(counted.entity)
     if difference is None:
-        return _Difference(None, None, None, 0, f"its new events touch more ({entity}) than a restatement reads by key")
-    rows, entities = difference
+        return _Difference(None, 0, None, 0, f"its new events touch more ({entity}) than a restatement reads by key")
+    rows, units, entities = difference
     total = added(published, rows, key)
     negative = below_zero(total, key)
     if negative:
         why = f"{negative} of its published rows count less than the events before this run: not built from them"
-        return _Difference(None, None, None, entities, why)
-    units = materialized(rows.select(*restate.unit))
-    return _Difference(kept(total, counted), units, joinable(units), entities)
+        return _Difference(None, units, None, entities, why)
+    keys = joinable(materialized(rows.select(*restate.unit)))
+    return _Difference(kept(total, counted), units, keys, entities)
 
 
 def _changes(

@@ -130,11 +130,11 @@ def counted_difference(
     changes: Changes,
     published_marts: Sources,
     key: Sequence[str],
-) -> tuple[DataFrame, int] | None:
+) -> tuple[DataFrame, int, int] | None:
     """The difference a run's changes make to a `Counted` mart per unit (`key`): the rows `build`
     counts from the touched entities' rows of `inputs` after the changes, less those it counts from
     their rows before (every column but the key), one row per unit of a touched entity, before or
-    after; with the number of touched entities. None when those are more than `SMALL_KEYS` (the mart
+    after; with the numbers of those units and of the touched entities. None when those are more than `SMALL_KEYS` (the mart
     is then built in full).
 
     After: the inputs as the run reads them (`changes.sources`). Before: the same less the new events
@@ -166,7 +166,7 @@ def counted_difference(
         ]
         summed = reduce(DataFrame.unionByName, signed).groupBy(*key).agg(*(F.sum(name).alias(name) for name in counts))
         rows = summed.collect()  # one row per unit of a touched entity: few
-        return summed.sparkSession.createDataFrame(rows, summed.schema), entities.count()
+        return summed.sparkSession.createDataFrame(rows, summed.schema), len(rows), entities.count()
     finally:
         for frame in after.values():
             frame.unpersist()
