@@ -65,17 +65,43 @@ def build(sources: Mapping[str, DataFrame], context: BuildContext) -> DataFrame:
 
 
 def known_campaigns(sources: Mapping[str, DataFrame]) -> DataFrame:
-    """Every campaign_id of a campaign-stream event, and every known session's (non-null) campaign.
-
-    Attributed orders need no source of their own: their campaign is a known session's campaign.
-    """
+    """Every campaign_id of a campaign-stream event, and every known session's (non-null) campaign."""
     from_events = [sources[name].select(*_KEY) for name in _CAMPAIGN_EVENTS]
-    from_sessions = (
-        known_sessions(sources["SessionStarted"])
+    from_sessions = session_campaigns(sources["SessionStarted"], sources["orders"], from_events)
+    return reduce(DataFrame.unionByName, [*from_events, from_sessions]).distinct()
+
+
+def session_campaigns(session_started: DataFrame, orders: DataFrame, elsewhere: list[DataFrame]) -> DataFrame:
+    """Known sessions' campaigns: with `elsewhere`'s (tenant_id, campaign_id), every known session's
+    (non-null) campaign, found without deriving the known sessions of all history.
+
+    A known session's campaign is named by a SessionStarted event, so only the campaigns those events
+    name can be one. Most are settled without looking at sessions: every order's channel_campaign is
+    its known session's campaign (the orders mart's last touch), and a campaign in `elsewhere` (those
+    of campaign-stream events) has its row anyway. Only the others (typically none) need the known
+    sessions, of the sessions naming them: every SessionStarted of those, so that each one's first is
+    found. Deriving and caching the known sessions of all history was most of this build (at 10M events
+    of history, 13.7-16.4 s as the first session mart built in full in an hourly run, 5.8-6.8 s when
+    another had cached them; docs/benchmark-runs.md).
+    """
+    named = (
+        session_started.filter(F.col("campaign").isNotNull())
+        .select("tenant_id", F.col("campaign").alias("campaign_id"))
+        .distinct()
+    )
+    of_orders = orders.filter(F.col("channel_campaign").isNotNull()).select(
+        "tenant_id", F.col("channel_campaign").alias("campaign_id")
+    )
+    settled = reduce(DataFrame.unionByName, [of_orders, *elsewhere])
+    unsettled = keyed(named.join(settled, on=_KEY, how="left_anti"), *_KEY)
+    naming = semi(session_started, renamed(unsettled, "campaign_id", "campaign"), ["tenant_id", "campaign"])
+    streams = semi(session_started, keyed(naming, "tenant_id", "session_id"))
+    of_streams = (
+        known_sessions(streams)
         .filter(F.col("campaign").isNotNull())
         .select("tenant_id", F.col("campaign").alias("campaign_id"))
     )
-    return reduce(DataFrame.unionByName, [*from_events, from_sessions]).distinct()
+    return of_orders.unionByName(of_streams)
 
 
 def email_engagement(sources: Mapping[str, DataFrame]) -> DataFrame:

@@ -4,7 +4,9 @@ Known sessions (jobs/marts/sessions.py) are the first SessionStarted of every se
 a sort of the whole SessionStarted table, about 5 s at 10M events of history on two cores, that
 funnel_daily, marketing_kpis_daily, campaign_performance and experiment_results each repeated in
 every hourly run (they read SessionStarted whole when a run touches more sessions than a restatement
-narrows by, jobs/marts/restate.py). Within `reused(sources)` (the pipeline's build of all marts), a
+narrows by, jobs/marts/restate.py). Since then funnel_daily restates by difference and
+campaign_performance derives the known sessions of a few sessions only: in an hourly run,
+marketing_kpis_daily and experiment_results share them. Within `reused(sources)` (the pipeline's build of all marts), a
 frame derived with `once` from one of `sources`' frames themselves is cached at its first use and
 served from the cache to the next mart; the cache is dropped when the build ends. Outside that scope,
 or from a narrowed input (a frame of its own, read by one mart), `once` derives the frame as asked.

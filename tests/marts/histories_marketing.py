@@ -85,6 +85,9 @@ def campaign_history() -> History:
     - summer: only a spend of 1000 EUR.
     - nl-2: sent to c1, nothing else.
     - s3 has no campaign (null), with o4 1500 valid; o5 500 valid names a session never started.
+    - autumn: only a session's campaign (s5), with no order, no spend, no email.
+    - ghost: named only by s4's second SessionStarted, delivered before its first (campaign null) and
+      with an earlier clock: s4's campaign is its first's (by stream_version), so ghost is no campaign.
     t2: nl-1 (same id as t1's): sent to c9, spend 700 GBP, session s1 (campaign nl-1) with o9 1400 GBP.
     """
     newsletter = ("newsletter", "email", "nl-1")
@@ -110,6 +113,12 @@ def campaign_history() -> History:
     place_order(h, "o4", "c5", "s3", 1500, "2026-02-05T10:30:00Z")
     place_order(h, "o5", "c6", "s-never-started", 500, "2026-02-06T10:30:00Z")
     h.add("EmailCampaignSent", "campaign-nl-2", email("nl-2", "c1"), "2026-02-08T07:00:00Z")
+    first = start_session(h, "s4", "a4", "2026-02-06T10:00:00Z", DIRECT)
+    second = start_session(h, "s4", "a4", "2026-02-06T09:00:00Z", ("newsletter", "email", "ghost"))
+    h.events.remove(first)
+    h.events.append(first)  # delivered after the second
+    assert second["stream_version"] > first["stream_version"]
+    start_session(h, "s5", "a5", "2026-02-07T10:00:00Z", ("partner", "affiliate", "autumn"))
 
     h.add("EmailCampaignSent", "campaign-nl-1", email("nl-1", "c9"), "2026-02-01T07:00:00Z", tenant_id="t2")
     record_spend(h, "nl-1", "email", "2026-02-01", 700, "GBP", "2026-02-02T03:00:00Z", tenant_id="t2")
