@@ -167,7 +167,8 @@ def damaged(draw) -> tuple[bytes, tuple[str, ...]]:
     if kind == "wrong_type":
         name = draw(st.sampled_from(_REQUIRED))
         wrong = {
-            **{field: st.integers() | st.floats(allow_nan=False) | st.booleans() | st.lists(st.integers(), max_size=2)
+            **{field: st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.booleans()
+               | st.lists(st.integers(), max_size=2)
                | st.just({}) | st.sampled_from(["", "  "]) for field in _STRING_FIELDS},
             **{field: st.text(max_size=5) | st.floats(allow_nan=False, allow_infinity=False) | st.booleans()
                | st.just([1]) for field in _INTEGER_FIELDS},
