@@ -39,7 +39,7 @@ SessionStarted events (touched days, at least) may already count more than `SMAL
 touched days and collecting that key set scans the whole SessionStarted table twice: at 10M events,
 funnel_daily took 26.7 s that way, where its build in full took 9.6 s. campaign_performance narrows by
 the sessions of its touched campaigns, among them the campaigns of the new SessionStarted events
-(`campaign_sessions_too_many`): counted where they are, not collected to the driver to find out.
+(`campaign_sessions_too_many`): their events counted where they are, not collected to the driver.
 """
 
 from __future__ import annotations
@@ -303,9 +303,16 @@ def counts_too_many_sessions(date_name: str) -> Callable[[Changes, DataFrame], b
 
 def campaign_sessions_too_many(changes: Changes, published: DataFrame) -> bool:
     """A `needs_whole` for a mart that narrows SessionStarted by the sessions of its touched campaigns,
-    which include the campaigns the new SessionStarted events name: whether those campaigns' sessions
-    exceed `SMALL_KEYS` (counted by Spark, where `keyed` would bring them to the driver to find out)."""
+    which include the campaigns the new SessionStarted events name: whether the SessionStarted events
+    naming those campaigns exceed `SMALL_KEYS`.
+
+    Events, not sessions: a session has at least one, so more events than that may still be few enough
+    sessions (the mart is then built in full where it could have been restated: a wrong guess costs
+    time only). Counting events stops once it has seen `SMALL_KEYS` + 1 of them, where counting distinct
+    sessions shuffled all of them first: at 10M events of history, with the 11,088 SessionStarted events
+    of the last 60,000 global positions as the new ones, 0.9-1.1 s against 2.6-3.0 s (warm JVM, three
+    alternated runs each, both True)."""
     campaigns = keyed(changes.events["SessionStarted"], "tenant_id", "campaign")
     started = changes.sources["SessionStarted"]
-    sessions = started.join(joinable(campaigns), on=["tenant_id", "campaign"], how="left_semi")
-    return sessions.select("tenant_id", "session_id").distinct().limit(SMALL_KEYS + 1).count() > SMALL_KEYS
+    naming = started.join(joinable(campaigns), on=["tenant_id", "campaign"], how="left_semi")
+    return naming.limit(SMALL_KEYS + 1).count() > SMALL_KEYS
