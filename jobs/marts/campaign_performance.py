@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import reduce
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -71,9 +71,9 @@ def known_campaigns(sources: Mapping[str, DataFrame]) -> DataFrame:
     return reduce(DataFrame.unionByName, [*from_events, from_sessions]).distinct()
 
 
-def session_campaigns(session_started: DataFrame, orders: DataFrame, elsewhere: list[DataFrame]) -> DataFrame:
-    """Known sessions' campaigns: with `elsewhere`'s (tenant_id, campaign_id), every known session's
-    (non-null) campaign, found without deriving the known sessions of all history.
+def session_campaigns(session_started: DataFrame, orders: DataFrame, elsewhere: Sequence[DataFrame]) -> DataFrame:
+    """Known sessions' (non-null) campaigns, as (tenant_id, campaign_id): all of them but some of those
+    `elsewhere` holds, and no other, found without deriving the known sessions of all history.
 
     A known session's campaign is named by a SessionStarted event, so only the campaigns those events
     name can be one. Most are settled without looking at sessions: every order's channel_campaign is

@@ -6,10 +6,11 @@ funnel_daily, marketing_kpis_daily, campaign_performance and experiment_results 
 every hourly run (they read SessionStarted whole when a run touches more sessions than a restatement
 narrows by, jobs/marts/restate.py). Since then funnel_daily restates by difference and
 campaign_performance derives the known sessions of a few sessions only: in an hourly run,
-marketing_kpis_daily and experiment_results share them. Within `reused(sources)` (the pipeline's build of all marts), a
-frame derived with `once` from one of `sources`' frames themselves is cached at its first use and
-served from the cache to the next mart; the cache is dropped when the build ends. Outside that scope,
-or from a narrowed input (a frame of its own, read by one mart), `once` derives the frame as asked.
+marketing_kpis_daily and experiment_results share them. Within `reused(sources)` (the pipeline's build
+of all marts), a frame derived with `once` from one of `sources`' frames themselves is cached at its
+first use and served from the cache to the next mart; the cache is dropped when the build ends.
+Outside that scope, or from a narrowed input (a frame of its own, read by one mart), `once` derives the
+frame as asked.
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ def test_a_session_without_campaign_or_an_unknown_session_makes_no_row(rows):
 
 def test_a_campaign_of_a_session_with_no_order_and_no_campaign_event_has_a_row(rows):
     autumn = rows["t1", "autumn"]
-    assert (autumn["recipients"], autumn["attributed_orders"], autumn["cost_cents"], autumn["currency"]) == (0, 0, 0, None)
+    got = (autumn["recipients"], autumn["attributed_orders"], autumn["cost_cents"], autumn["currency"])
+    assert got == (0, 0, 0, None)
 
 
 def test_a_campaign_named_only_by_a_sessions_later_session_started_has_no_row(rows):
