@@ -35,11 +35,11 @@ A mart may also tell that from its new events alone, before its touched units ar
 (`needs_whole`): marketing_kpis_daily (and funnel_daily in a backfill's range) narrow by the sessions
 with a SessionStarted on a touched day, and the sessions they published for the days of the new
 SessionStarted events (touched days, at least) may already count more than `SMALL_KEYS`
-(`counts_too_many_sessions`). Finding the
-touched days and collecting that key set scans the whole SessionStarted table twice: at 10M events,
-funnel_daily took 26.7 s that way, where its build in full took 9.6 s. campaign_performance narrows by
-the sessions of its touched campaigns, among them the campaigns of the new SessionStarted events
-(`campaign_sessions_too_many`): their events counted where they are, not collected to the driver.
+(`counts_too_many_sessions`). Finding the touched days and collecting that key set scans the whole
+SessionStarted table twice: at 10M events, funnel_daily took 26.7 s that way, where its build in full
+took 9.6 s. campaign_performance narrows by the sessions of its touched campaigns, among them the
+campaigns of the new SessionStarted events (`campaign_sessions_too_many`): their events counted where
+they are, not collected to the driver.
 """
 
 from __future__ import annotations
@@ -134,8 +134,8 @@ def counted_difference(
     """The difference a run's changes make to a `Counted` mart per unit (`key`): the rows `build`
     counts from the touched entities' rows of `inputs` after the changes, less those it counts from
     their rows before (every column but the key), one row per unit of a touched entity, before or
-    after; with the numbers of those units and of the touched entities. None when those are more than `SMALL_KEYS` (the mart
-    is then built in full).
+    after; with the numbers of those units and of the touched entities. None when the touched entities
+    are more than `SMALL_KEYS` (the mart is then built in full).
 
     After: the inputs as the run reads them (`changes.sources`). Before: the same less the new events
     (bronze keeps one row per event id, so an event is new or old, never both), and each upstream
